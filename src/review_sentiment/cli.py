@@ -1,0 +1,125 @@
+"""`sentiment`: train, evaluate, merge, export, score, app and space, each a thin layer over a stage."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .configargs import add_config_arguments, config_from_args
+from .errors import UserError
+
+
+def setup_logging(verbose: bool = False) -> None:
+    """Our own messages at INFO; libraries (quantizer, httpx, hub) only when they warn."""
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S", stream=sys.stderr
+    )
+    logging.getLogger("review_sentiment").setLevel(logging.DEBUG if verbose else logging.INFO)
+
+
+def run_guarded(action: Callable[[], object]) -> int:
+    """Run a stage; a UserError becomes one line on stderr and exit status 2, never a traceback."""
+    try:
+        action()
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, train
+
+    train(config_from_args(TrainConfig, args))
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import EvaluateConfig, evaluate
+
+    metrics = evaluate(config_from_args(EvaluateConfig, args))
+    print(
+        f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
+        f"ROC-AUC {metrics['roc_auc']:.4f}  on {metrics['count']} reviews"
+    )
+    for name, row in metrics["per_class"].items():
+        print(
+            f"  {name:<9} precision {row['precision']:.4f}  recall {row['recall']:.4f}  "
+            f"F1 {row['f1']:.4f}  support {row['support']}"
+        )
+
+
+def _merge(args: argparse.Namespace) -> None:
+    from .modeling import merge_adapter_dir
+
+    out = merge_adapter_dir(
+        Path(args.adapter), Path(args.output or Path(args.adapter).parent / "merged"), args.overwrite
+    )
+    print(out)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from .export import ExportConfig, check, export
+
+    if args.check:
+        check(Path(args.check))
+        return
+    export(config_from_args(ExportConfig, args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sentiment", description=__doc__.split(":")[0] + ".")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    from .evaluate import EvaluateConfig
+    from .train import TrainConfig
+
+    p = commands.add_parser(
+        "train",
+        help="fine-tune a BERT-family model with LoRA",
+        description="Fine-tune with LoRA; writes adapter/, merged/, metrics.json, "
+        "history.jsonl, plots and a model card into --output.",
+    )
+    add_config_arguments(p, TrainConfig)
+    p.set_defaults(action=_train)
+
+    p = commands.add_parser("evaluate", help="metrics and plots of a model on labelled reviews")
+    add_config_arguments(p, EvaluateConfig, positional=("model",))
+    p.set_defaults(action=_evaluate)
+
+    p = commands.add_parser("merge", help="merge a LoRA adapter folder into a plain model folder")
+    p.add_argument("adapter", help="adapter folder written by train (a merged folder is left as it is)")
+    p.add_argument("--output", help="merged folder (default: ADAPTER/../merged)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.set_defaults(action=_merge)
+
+    from .export import ExportConfig
+
+    p = commands.add_parser(
+        "export",
+        help="export to ONNX (optionally optimized and quantized) and verify it",
+        description=sys.modules["review_sentiment.export"].__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_config_arguments(p, ExportConfig, positional=("model",))
+    p.add_argument("--check", metavar="FOLDER", help="only re-verify an exported folder")
+    p.set_defaults(action=_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    return run_guarded(lambda: args.action(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,47 @@
+from review_sentiment.text import ReviewEncoder, TextSpec, clean_text, pad_batch
+
+
+def test_clean_text_removes_html_entities_and_whitespace():
+    assert clean_text("Great<br /><br />film &amp; cast\n\t  ok") == "Great film & cast ok"
+
+
+def _encoder(tiny_base, truncation, max_length=10):
+    return ReviewEncoder.from_file(tiny_base / "tokenizer.json", TextSpec(max_length, truncation))
+
+
+def test_head_tail_keeps_first_quarter_and_last_three_quarters(tiny_base):
+    words = " ".join(["great"] * 20 + ["awful"] * 20)
+    enc = _encoder(tiny_base, "head+tail")
+    ids = enc.encode([words])[0]
+    tok = enc.tokenizer
+    assert len(ids) == 10
+    assert tok.id_to_token(ids[0]) == "[CLS]" and tok.id_to_token(ids[-1]) == "[SEP]"
+    content = [tok.id_to_token(i) for i in ids[1:-1]]
+    assert content == ["great"] * 2 + ["awful"] * 6  # budget 8: 2 head, 6 tail
+
+
+def test_head_and_tail_strategies(tiny_base):
+    words = " ".join(["great"] * 20 + ["awful"] * 20)
+    head = _encoder(tiny_base, "head").encode([words])[0]
+    tail = _encoder(tiny_base, "tail").encode([words])[0]
+    tok = _encoder(tiny_base, "head").tokenizer
+    assert {tok.id_to_token(i) for i in head[1:-1]} == {"great"}
+    assert {tok.id_to_token(i) for i in tail[1:-1]} == {"awful"}
+
+
+def test_short_text_is_not_truncated_and_padding_masks(tiny_base):
+    enc = _encoder(tiny_base, "head+tail", 32)
+    short, longer = enc.encode(["great film", "the film was great and moving"])
+    assert enc.truncate([1, 2, 3])[1] is False
+    ids, mask = pad_batch([short, longer], enc.pad_id)
+    assert len(ids[0]) == len(ids[1]) == len(longer)
+    assert mask[0] == [1] * len(short) + [0] * (len(longer) - len(short))
+
+
+def test_spec_round_trips_and_validates():
+    spec = TextSpec(128, "tail")
+    assert TextSpec.from_dict(spec.to_dict()) == spec
+    import pytest
+
+    with pytest.raises(ValueError, match="truncation"):
+        TextSpec(128, "middle")
