@@ -147,6 +147,12 @@ def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bo
     """Write one finished chunk atomically (temp name, then rename), so resume can trust it."""
     tmp = path.with_name(path.name + ".tmp")
     if fmt == "parquet":
+        # Object columns may mix types (JSONL); Parquet needs one type per column, and every part the same.
+        frame = frame.copy()
+        for column in frame.select_dtypes(include="object").columns:
+            frame[column] = (
+                frame[column].map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("string")
+            )
         frame.to_parquet(tmp, index=False)
     else:
         with tmp.open("w", encoding="utf-8", newline="") as handle:
@@ -255,6 +261,25 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
         shutil.rmtree(parts_dir, ignore_errors=True) if not cfg.resume else None
         parts_dir.mkdir(parents=True, exist_ok=True)
         progress_file.write_text(json.dumps(progress))
+    try:
+        return _score_chunks(cfg, scorer, reader, progress, parts_dir, out_fmt, to_stdout)
+    except UserError:
+        # Nothing here is resumable with the same options (bad bytes, bad lines, bad column): start clean.
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
+
+
+def _score_chunks(
+    cfg: BatchConfig,
+    scorer: Scorer | None,
+    reader: TableReader,
+    progress: dict,
+    parts_dir: Path,
+    out_fmt: str,
+    to_stdout: bool,
+) -> Summary:
+    progress_file = parts_dir / "progress.json"
+    output = Path(cfg.output)
     scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads)
     summary = Summary(provider=scorer.provider, model=str(scorer.folder), output=cfg.output)
     bar = tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="scoring", disable=not sys.stderr.isatty())

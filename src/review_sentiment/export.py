@@ -219,12 +219,15 @@ def measure(folder: Path, texts: list[str], labels: np.ndarray | None, reference
 
 def format_table(rows: list[dict]) -> str:
     lines = [f"{'variant':<8} {'optim':<5} {'size MB':>8} {'agreement':>9} {'accuracy':>8} {'ms/review':>9}  provider"]
+
+    def pct(row: dict, key: str) -> str:
+        return f"{100 * row[key]:.2f}%" if key in row else "n/a"
+
     for r in rows:
-        pct = lambda k: f"{100 * r[k]:.2f}%" if k in r else "n/a"  # noqa: E731
         ms = f"{r['ms_per_review']:.1f}" if "ms_per_review" in r else "n/a"
         lines.append(
-            f"{r['variant']:<8} {r['optimization']:<5} {r['size_mb']:>8.1f} {pct('agreement'):>9} "
-            f"{pct('accuracy'):>8} {ms:>9}  {r.get('provider', r.get('error', ''))}"
+            f"{r['variant']:<8} {r['optimization']:<5} {r['size_mb']:>8.1f} {pct(r, 'agreement'):>9} "
+            f"{pct(r, 'accuracy'):>8} {ms:>9}  {r.get('provider', r.get('error', ''))}"
         )
     return "\n".join(lines)
 
@@ -269,6 +272,7 @@ def export(cfg: ExportConfig) -> Path:
             "training": training.get("training", {}),
             "hyperparameters": training.get("hyperparameters", {}),
             "source_model": str(cfg.model.resolve()),
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         fp32_dir = _stage_folder(raw_file, merged, scratch / "fp32", manifest)
         sample = validation_sample(training, cfg.validation_samples)
@@ -303,7 +307,6 @@ def export(cfg: ExportConfig) -> Path:
             "validation_sample": len(labels) if labels is not None else 0,
         }
         _warn_on_accuracy_drop(rows, cfg)
-        manifest["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         manifest["export_check"] = check
         _stage_folder(final_dir / MODEL_FILE, merged, final_dir, manifest)
         write_model_card(final_dir / "README.md", manifest, "onnx", _card_section(manifest, rows))

@@ -140,12 +140,50 @@ def resolve_model_folder(model: str | Path | None) -> Path:
         ) from error
 
 
+# What every exported folder's manifest.json holds: key -> type (and allowed values where fixed).
+MANIFEST_SCHEMA: dict[str, type | tuple] = {
+    "format": str,
+    "format_version": int,
+    "labels": list,
+    "text_spec": dict,
+    "base_model": str,
+    "quantization": ("none", "int8", "fp16"),
+    "optimization": ("none", "O1", "O2", "O3"),
+    "opset": int,
+    "onnxruntime_version": str,
+    "package_version": str,
+    "validation_metrics": dict,
+    "data": dict,
+    "model_file": str,
+    "sha256": str,
+    "created": str,
+}
+
+
+def validate_manifest(manifest: dict, where: str = MANIFEST) -> dict:
+    """Raise a UserError naming every missing or mistyped key; return the manifest unchanged."""
+    problems = []
+    for key, expected in MANIFEST_SCHEMA.items():
+        if key not in manifest:
+            problems.append(f"{key} missing")
+        elif isinstance(expected, tuple) and manifest[key] not in expected:
+            problems.append(f"{key} is {manifest[key]!r}, not one of {', '.join(expected)}")
+        elif isinstance(expected, type) and not isinstance(manifest[key], expected):
+            problems.append(f"{key} is not a {expected.__name__}")
+    spec = manifest.get("text_spec", {})
+    if isinstance(spec, dict) and not {"max_length", "truncation"} <= spec.keys():
+        problems.append("text_spec needs max_length and truncation")
+    if problems:
+        raise UserError(f"{where} is not a valid export manifest: {'; '.join(problems)}")
+    return manifest
+
+
 def read_manifest(folder: Path) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise UserError(f"{folder} is not an exported model folder (no {MANIFEST}); make one with `sentiment export`")
     try:
-        return json.loads(path.read_text())
+        return validate_manifest(json.loads(path.read_text()), str(path))
     except json.JSONDecodeError as error:
         raise UserError(f"{path} is not valid JSON: {error}") from error
 

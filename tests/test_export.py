@@ -1,0 +1,91 @@
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from review_sentiment.cli import main
+from review_sentiment.errors import UserError
+from review_sentiment.runtime import MANIFEST_SCHEMA, Scorer, validate_manifest
+
+from .conftest import toy_reviews
+
+
+def test_fp32_export_matches_pytorch_and_manifest_is_complete(exported, trained_run):
+    manifest = json.loads((exported["none"] / "manifest.json").read_text())
+    validate_manifest(manifest)
+    assert set(MANIFEST_SCHEMA) <= set(manifest)
+    assert manifest["export_check"]["fp32_vs_pytorch_max_abs_logit_diff"] <= 1e-4
+    training = json.loads((trained_run / "merged" / "training_manifest.json").read_text())
+    assert manifest["text_spec"] == training["text_spec"]
+    assert manifest["validation_metrics"]["accuracy"] == training["metrics"]["accuracy"]
+    card = (exported["none"] / "README.md").read_text()
+    assert "library_name: onnx" in card and "pipeline_tag: text-classification" in card
+
+
+def test_int8_is_smaller_and_agrees_with_fp32(exported):
+    int8 = json.loads((exported["int8"] / "manifest.json").read_text())
+    assert int8["quantization"] == "int8" and int8["int8_target"] in ("avx512_vnni", "avx512", "avx2", "arm64")
+    fp32_row, int8_row = int8["export_check"]["variants"]
+    assert int8_row["agreement"] >= 0.9
+    assert int8_row["size_mb"] < fp32_row["size_mb"]
+    texts = toy_reviews(40, seed=5)["review"].tolist()
+    fp32_labels = [p.label for p in Scorer.load(exported["none"]).predict(texts)]
+    int8_labels = [p.label for p in Scorer.load(exported["int8"]).predict(texts)]
+    assert np.mean(np.array(fp32_labels) == np.array(int8_labels)) >= 0.9
+
+
+def test_corrupted_model_file_is_refused(exported, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported["none"], broken)
+    data = bytearray((broken / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (broken / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(UserError, match="does not match the sha256"):
+        Scorer.load(broken)
+
+
+def test_invalid_manifest_names_the_problem(exported, tmp_path):
+    broken = tmp_path / "broken"
+    shutil.copytree(exported["none"], broken)
+    manifest = json.loads((broken / "manifest.json").read_text())
+    del manifest["text_spec"]
+    manifest["quantization"] = "int4"
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(UserError, match=r"text_spec missing; quantization is 'int4', not one of none, int8, fp16"):
+        Scorer.load(broken)
+
+
+def test_exported_folder_scores_without_torch_or_transformers(exported):
+    code = (
+        "import sys; from review_sentiment.runtime import Scorer\n"
+        f"scorer = Scorer.load({str(exported['int8'])!r})\n"
+        "p = scorer.predict('great wonderful loved it')\n"
+        "assert isinstance(p.score, float) and p.label in ('negative', 'positive')\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules, sorted(sys.modules)\n"
+        "print(p.label)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "positive"
+
+
+def test_adapter_folder_export_equals_merged_export(exported, trained_run, tmp_path):
+    out = tmp_path / "from-adapter"
+    assert main(["export", str(trained_run / "adapter"), "--output", str(out), "--validation-samples", "0"]) == 0
+    texts = toy_reviews(20, seed=9)["review"].tolist()
+    from_adapter = Scorer.load(out).logits(texts)
+    from_merged = Scorer.load(exported["none"]).logits(texts)
+    np.testing.assert_allclose(from_adapter, from_merged, atol=1e-5)
+
+
+def test_check_reverifies_and_refusals_are_clear(exported, trained_run, tmp_path, capsys):
+    assert main(["export", "--check", str(exported["none"])]) == 0
+    assert "fp32" in capsys.readouterr().out
+    assert main(["export", str(trained_run / "merged"), "--output", str(exported["none"])]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    (tmp_path / "junk").mkdir()
+    assert main(["export", str(tmp_path / "junk"), "--output", str(tmp_path / "o")]) == 2
+    assert "neither a merged model folder nor a LoRA adapter folder" in capsys.readouterr().err
