@@ -162,3 +162,64 @@ def exported(trained_run, tmp_path_factory) -> dict[str, Path]:
             == 0
         )
     return folders
+
+
+@pytest.fixture(scope="session")
+def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
+    """An exported folder whose ONNX graph sums a fixed score per token: +1 positive words, -1 negative."""
+    import json
+
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper
+
+    from review_sentiment.runtime import sha256_of
+
+    folder = tmp_path_factory.mktemp("bag-of-words")
+    vocab = (tiny_base / "vocab.txt").read_text().split()
+    table = np.zeros((len(vocab), 2), dtype=np.float32)
+    for index, token in enumerate(vocab):
+        table[index, 1] = 1.0 if token in POSITIVE else -1.0 if token in NEGATIVE else 0.0
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "input_ids"], ["scores"]),
+            helper.make_node("Cast", ["attention_mask"], ["mask"], to=TensorProto.FLOAT),
+            helper.make_node("Unsqueeze", ["mask", "axis"], ["mask3"]),
+            helper.make_node("Mul", ["scores", "mask3"], ["masked"]),
+            helper.make_node("ReduceSum", ["masked", "reduce_axis"], ["logits"], keepdims=0),
+        ],
+        "bag_of_words",
+        [
+            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
+        ],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [
+            helper.make_tensor("table", TensorProto.FLOAT, table.shape, table.flatten()),
+            helper.make_tensor("axis", TensorProto.INT64, [1], [2]),
+            helper.make_tensor("reduce_axis", TensorProto.INT64, [1], [1]),
+        ],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), folder / "model.onnx"
+    )
+    (folder / "tokenizer.json").write_bytes((tiny_base / "tokenizer.json").read_bytes())
+    manifest = {
+        "format": "review-sentiment-onnx",
+        "format_version": 1,
+        "labels": ["negative", "positive"],
+        "text_spec": {"max_length": 64, "truncation": "head+tail", "labels": ["negative", "positive"]},
+        "base_model": "bag-of-words",
+        "quantization": "none",
+        "optimization": "none",
+        "opset": 17,
+        "onnxruntime_version": "test",
+        "package_version": "test",
+        "validation_metrics": {},
+        "data": {},
+        "model_file": "model.onnx",
+        "sha256": sha256_of(folder / "model.onnx"),
+        "created": "test",
+    }
+    (folder / "manifest.json").write_text(json.dumps(manifest))
+    return folder

@@ -90,23 +90,28 @@ def test_memory_is_bounded_by_chunk_and_window(exported, tmp_path):
 
 def test_csv_injection_is_escaped_unless_raw(exported, tmp_path):
     source = tmp_path / "r.csv"
-    pd.DataFrame({"text": ["=HYPERLINK(\"http://x\")", "great", "@SUM(A1)"], "n": ["-5", "+cmd|' /C calc'!A0", "1"]}).to_csv(source, index=False)
+    pd.DataFrame(
+        {"text": ['=HYPERLINK("http://x")', "great", "@SUM(A1)"], "n": ["-5", "+cmd|' /C calc'!A0", "1"]}
+    ).to_csv(source, index=False)
     assert main([str(source), "--model", str(exported["int8"])]) == 0
     out = pd.read_csv(tmp_path / "r.scored.csv", dtype=str)
-    assert out["text"].tolist() == ["'=HYPERLINK(\"http://x\")", "great", "'@SUM(A1)"]
+    assert out["text"].tolist() == ['\'=HYPERLINK("http://x")', "great", "'@SUM(A1)"]
     assert out["n"].tolist() == ["-5", "'+cmd|' /C calc'!A0", "1"]
     assert main([str(source), "--model", str(exported["int8"]), "--raw", "--overwrite"]) == 0
-    assert pd.read_csv(tmp_path / "r.scored.csv", dtype=str)["text"][0] == "=HYPERLINK(\"http://x\")"
+    assert pd.read_csv(tmp_path / "r.scored.csv", dtype=str)["text"][0] == '=HYPERLINK("http://x")'
 
 
 BAD_CSV = 'text,stars\n"great film",5\n"awful",1,extra\n"fine",3\n'
 
 
-@pytest.mark.parametrize(("mode", "code", "statuses"), [
-    ("error", 2, None),
-    ("skip", 0, ["ok", "ok"]),
-    ("report", 0, ["ok", "bad line 3: 3 fields, expected 2", "ok"]),
-])
+@pytest.mark.parametrize(
+    ("mode", "code", "statuses"),
+    [
+        ("error", 2, None),
+        ("skip", 0, ["ok", "ok"]),
+        ("report", 0, ["ok", "bad line 3: 3 fields, expected 2", "ok"]),
+    ],
+)
 def test_bad_lines(exported, tmp_path, capsys, mode, code, statuses):
     source = tmp_path / "bad.csv"
     source.write_text(BAD_CSV)
@@ -133,8 +138,9 @@ def test_encodings_bom_and_byte_offset(exported, tmp_path, capsys):
 
 def test_stdin_to_stdout(exported):
     data = reviews_frame(12).to_csv(index=False)
-    result = subprocess.run([*SCORE_CSV, "-", "--model", str(exported["int8"])], input=data.encode(),
-                            capture_output=True, timeout=120)
+    result = subprocess.run(
+        [*SCORE_CSV, "-", "--model", str(exported["int8"])], input=data.encode(), capture_output=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     assert lines[0] == "id,Review Text,sentiment,note,label,score,confidence,status" and len(lines) == 13

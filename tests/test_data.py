@@ -30,7 +30,10 @@ def test_acl_imdb_folder_layout(tmp_path):
         (tmp_path / "aclImdb" / "train" / label).mkdir(parents=True)
         (tmp_path / "aclImdb" / "train" / label / "0_9.txt").write_text(text)
     reviews = load_reviews(str(tmp_path / "aclImdb"))
-    assert sorted(zip(reviews.texts, reviews.labels.tolist(), strict=False)) == [("A wonderful film.", 1), ("Dull and slow.", 0)]
+    assert sorted(zip(reviews.texts, reviews.labels.tolist(), strict=False)) == [
+        ("A wonderful film.", 1),
+        ("Dull and slow.", 0),
+    ]
 
 
 def test_word_labels_cleaning_empty_and_duplicates_are_reported(tmp_path):

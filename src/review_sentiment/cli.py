@@ -73,8 +73,27 @@ def _export(args: argparse.Namespace) -> None:
     export(config_from_args(ExportConfig, args))
 
 
+def _app(args: argparse.Namespace) -> None:
+    from .app import build_demo, launch
+    from .runtime import Scorer
+
+    launch(build_demo(Scorer.load(args.model, args.provider, args.threads)), args.host, args.port, args.share)
+
+
+def _space(args: argparse.Namespace) -> None:
+    from .space import build_space, push_space
+
+    if args.space_command == "build":
+        print(build_space(args.model, Path(args.output), args.model_repo, args.hardware, overwrite=args.overwrite))
+    else:
+        print(push_space(Path(args.folder), args.repo, args.private))
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sentiment", description=__doc__.split(":")[0] + ".")
+    parser = argparse.ArgumentParser(
+        prog="sentiment",
+        description="Movie-review sentiment: fine-tune BERT with LoRA, export to ONNX, score files, serve an app.",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -111,11 +130,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_arguments(p, ExportConfig, positional=("model",))
     p.add_argument("--check", metavar="FOLDER", help="only re-verify an exported folder")
     p.set_defaults(action=_export)
+
+    p = commands.add_parser("score", help="score a file of reviews (the same as score-csv)", add_help=False)
+    p.set_defaults(action=None)
+
+    p = commands.add_parser("app", help="serve the Gradio app on ONNX Runtime")
+    p.add_argument("--model", help="exported model folder or Hub id (default: the bundled model)")
+    p.add_argument(
+        "--provider", default="auto", choices=["auto", "cuda", "tensorrt", "cpu"], help="ONNX Runtime provider"
+    )
+    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
+    p.add_argument("--host", help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--share", action="store_true", help="open a public gradio.live link (off by default)")
+    p.set_defaults(action=_app)
+
+    p = commands.add_parser("space", help="build or push a Hugging Face Space")
+    space = p.add_subparsers(dest="space_command", required=True, metavar="{build,push}")
+    b = space.add_parser("build", help="write a folder ready to push as a Space")
+    b.add_argument("--model", help="exported model folder to copy in (default: the bundled model)")
+    b.add_argument("--model-repo", help="Hub model id to load at start instead of copying a model in")
+    b.add_argument("--output", default="dist/space", help="folder to write (default dist/space)")
+    b.add_argument("--hardware", default="cpu-basic", help="suggested_hardware: cpu-basic, t4-small, a10g-small, …")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    u = space.add_parser("push", help="upload a built Space folder with huggingface_hub")
+    u.add_argument("folder", help="folder written by `sentiment space build`")
+    u.add_argument("--repo", required=True, help="Space id, user/name")
+    u.add_argument("--private", action="store_true", help="create the Space private")
+    p.set_defaults(action=_space)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["score"]:
+        from .batch import main as score_main
+
+        return score_main(argv[1:])
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     return run_guarded(lambda: args.action(args))

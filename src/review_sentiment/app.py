@@ -1,0 +1,224 @@
+"""Gradio app on ONNX Runtime: one review with an explanation, a batch tab, and the model's facts.
+
+Run with `sentiment app` or `python -m review_sentiment.app`. Imports neither torch nor transformers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from .batch import BatchConfig, score_file
+from .data import TEXT_COLUMNS, detect_column
+from .errors import UserError
+from .explain import explain
+from .runtime import Scorer
+from .streams import FORMATS, TableReader, format_of
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_MB = 50
+MAX_REVIEW_CHARS = 20_000
+EXAMPLES = [
+    "An absolute delight from start to finish. The performances are warm and funny, and the last act had me in tears.",
+    "A lifeless, plodding mess. The plot makes no sense and the dialogue is painful. I want those two hours back.",
+    "Oh great, another two-hour car chase with no story. Just what cinema needed. Truly groundbreaking stuff.",
+    "The cast is wonderful and the score is gorgeous, but the script is thin and the ending falls completely flat.",
+    " ".join(
+        [
+            "I went in expecting a routine thriller and for the first hour that is exactly what I got: a detective with",
+            "a troubled past, a city at night, a killer who leaves riddles. The middle stretch drags badly, with scenes",
+            "that repeat what we already know and a romance subplot that goes nowhere. But then the film turns. The last",
+            "forty minutes are tense, clever and genuinely surprising, the lead finally gets material worthy of her, and",
+            "the final scene reframes everything before it. I left the cinema arguing about it with my friends, and I",
+            "have thought about it every day since. Flawed, slow in places, but in the end a remarkable piece of work.",
+        ]
+        * 3
+    ),
+]
+_SCRATCH_PREFIX = "sentiment-app-"
+
+
+def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
+    """Label confidences, highlighted words and a note for one review; friendly messages, no traces."""
+    if not text or not text.strip():
+        return {}, [], "Type or paste a review first."
+    note = ""
+    if len(text) > MAX_REVIEW_CHARS:
+        text = text[:MAX_REVIEW_CHARS]
+        note += f"Only the first {MAX_REVIEW_CHARS:,} characters were read. "
+    started = time.perf_counter()
+    result = explain(scorer, text)
+    if not result.units:
+        return {}, [], "This review has no words left after removing HTML tags."
+    spec = scorer.encoder.spec
+    if result.truncated:
+        head = scorer.encoder.budget // 4 if spec.truncation == "head+tail" else scorer.encoder.budget
+        note += (
+            f"This review has {result.tokens} tokens; like in training the model reads {scorer.encoder.budget} of them "
+            f"({spec.truncation}: "
+            + (
+                f"the first {head} and the last {scorer.encoder.budget - head}"
+                if spec.truncation == "head+tail"
+                else spec.truncation
+            )
+            + "). "
+        )
+    note += (
+        f"Weights by removing each {result.granularity} in turn ({len(result.units)} variants) "
+        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards positive, red towards negative."
+    )
+    confidences = {label: 0.0 for label in scorer.labels}
+    confidences["positive"] = result.prediction.score
+    confidences["negative"] = 1 - result.prediction.score
+    return confidences, result.highlighted(), note
+
+
+def _clean_old_scratch(max_age_s: float = 3600) -> None:
+    for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
+        if time.time() - folder.stat().st_mtime > max_age_s:
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def detect_text_column(upload: str | None) -> gr.Dropdown:
+    """Columns of an uploaded file for the dropdown, the detected text column selected."""
+    if not upload:
+        return gr.Dropdown(choices=[], value=None)
+    try:
+        first = next(iter(TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")))
+        columns = [str(c) for c in first.columns]
+        try:
+            chosen = detect_column(first, TEXT_COLUMNS, "text", None)
+        except UserError:
+            chosen = columns[0]
+        return gr.Dropdown(choices=columns, value=chosen)
+    except (UserError, StopIteration) as error:
+        gr.Warning(str(error) or "the file has no rows")
+        return gr.Dropdown(choices=[], value=None)
+
+
+def score_upload(scorer: Scorer, upload: str | None, column: str | None, progress=gr.Progress()):  # noqa: B008
+    """Score an uploaded file with the batch scorer's own code; preview, chart and download."""
+    if not upload:
+        raise gr.Error("Upload a CSV, TSV, Parquet or JSONL file first.")
+    size_mb = os.path.getsize(upload) / 1e6
+    if size_mb > MAX_UPLOAD_MB:
+        raise gr.Error(
+            f"The file is {size_mb:.0f} MB; the app takes up to {MAX_UPLOAD_MB} MB. Use `score-csv` for larger files."
+        )
+    _clean_old_scratch()
+    scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
+    source = scratch / Path(upload).name
+    shutil.copy2(upload, source)
+    suffix = ".parquet" if format_of(str(source)) == "parquet" else ".csv"
+    output = scratch / (source.name.split(".")[0] + ".scored" + suffix)
+    progress(0, desc="scoring")
+    try:
+        cfg = BatchConfig(input=str(source), output=str(output), text_column=column or None, on_bad_lines="report")
+        summary = score_file(cfg, scorer)
+    except UserError as error:
+        raise gr.Error(str(error)) from None
+    finally:
+        source.unlink(missing_ok=True)  # the upload copy is not kept; only the scored file is served
+    frame = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output, nrows=20_000)
+    label_column = "label_pred" if "label_pred" in frame.columns else "label"
+    counts = frame[label_column].fillna("skipped").value_counts()
+    chart = pd.DataFrame({"label": counts.index.astype(str), "reviews": counts.to_numpy()})
+    return frame.head(20), chart, str(output), summary.text()
+
+
+def model_facts(scorer: Scorer) -> str:
+    manifest = scorer.manifest
+    metrics = manifest.get("validation_metrics", {})
+    rows = [
+        ("model", scorer.folder.name),
+        ("base model", manifest.get("base_model")),
+        ("quantization", manifest.get("quantization")),
+        ("graph optimization", manifest.get("optimization")),
+        ("provider in use", scorer.provider),
+        (
+            "max length / truncation",
+            f"{manifest['text_spec']['max_length']} tokens / {manifest['text_spec']['truncation']}",
+        ),
+        ("validation accuracy", f"{metrics['accuracy']:.2%}" if "accuracy" in metrics else "n/a"),
+        ("validation macro F1", f"{metrics['macro_f1']:.4f}" if "macro_f1" in metrics else "n/a"),
+        ("validation ROC-AUC", f"{metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "n/a"),
+        ("validation split", manifest.get("data", {}).get("split", "n/a")),
+        ("exported", manifest.get("created")),
+    ]
+    return "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
+    """The app around one shared ONNX Runtime session (`scorer`, the bundled model when None)."""
+    scorer = scorer or Scorer.load(os.environ.get("SENTIMENT_MODEL") or None)
+    with gr.Blocks(title="Movie review sentiment", delete_cache=(900, 3600)) as demo:
+        gr.Markdown(f"# Movie review sentiment\nRunning `{scorer.folder.name}` on **{scorer.provider}**.")
+        with gr.Tab("Review"):
+            review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
+            submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
+            label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
+            words = gr.HighlightedText(label="What pushed the prediction", show_legend=False, combine_adjacent=False)
+            note = gr.Markdown(elem_id="note")
+            gr.Examples(EXAMPLES, inputs=review)
+            run = lambda text: analyze(scorer, text)  # noqa: E731
+            submit.click(run, review, [label, words, note], api_name="analyze")
+            review.submit(run, review, [label, words, note])
+        with gr.Tab("Batch"):
+            upload = gr.File(
+                label=f"Reviews file (CSV, TSV, Parquet, JSONL; up to {MAX_UPLOAD_MB} MB)",
+                file_types=list(FORMATS),
+                type="filepath",
+                elem_id="upload",
+            )
+            column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
+            score = gr.Button("Score file", variant="primary", elem_id="score")
+            summary = gr.Markdown(elem_id="summary")
+            chart = gr.BarPlot(x="label", y="reviews", title="Sentiment distribution")
+            preview = gr.Dataframe(label="Preview (first 20 rows)", wrap=True)
+            download = gr.File(label="Scored file", elem_id="download")
+            upload.change(detect_text_column, upload, column)
+            score.click(
+                lambda f, c, progress=gr.Progress(): score_upload(scorer, f, c, progress),  # noqa: B008
+                [upload, column],
+                [preview, chart, download, summary],
+                api_name="score_file",
+            )
+        with gr.Tab("Model"):
+            gr.Markdown(model_facts(scorer))
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    return demo
+
+
+def launch(demo: gr.Blocks, host: str | None = None, port: int = 7860, share: bool = False) -> None:
+    """Bind to 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
+    demo.launch(
+        server_name=host,
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", port)),
+        share=share,
+        max_file_size=f"{MAX_UPLOAD_MB}mb",
+        show_error=True,
+    )
+
+
+def __getattr__(name: str):
+    # `demo` is built on first use, so importing this module (or `sentiment app --model …`) loads one model only.
+    if name == "demo":
+        globals()["demo"] = build_demo()
+        return globals()["demo"]
+    raise AttributeError(name)
+
+
+if __name__ == "__main__":
+    from .cli import setup_logging
+
+    setup_logging()
+    launch(build_demo())

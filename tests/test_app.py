@@ -1,0 +1,156 @@
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from review_sentiment.app import EXAMPLES, analyze, model_facts, score_upload
+from review_sentiment.cli import main
+from review_sentiment.explain import explain, split_units
+from review_sentiment.runtime import Scorer
+
+from .conftest import toy_reviews
+
+
+@pytest.fixture(scope="module")
+def scorer(exported):
+    return Scorer.load(exported["int8"])
+
+
+def test_explanation_points_the_right_way(bag_of_words_model):
+    scorer = Scorer.load(bag_of_words_model)
+    mixed = explain(scorer, "the plot was great and wonderful but the ending awful")
+    weights = dict(zip(mixed.units, mixed.weights, strict=True))
+    assert mixed.prediction.label == "positive"
+    assert weights["great"] == pytest.approx(1.0) and weights["wonderful"] == pytest.approx(1.0)
+    assert weights["awful"] == pytest.approx(-1.0)  # each cue word moves the positive logit by exactly 1
+    assert weights["plot"] == weights["the"] == 0.0
+    assert [unit for unit, _ in mixed.top(3)] == ["great", "wonderful", "awful"] or set(u for u, _ in mixed.top(3)) == {
+        "great",
+        "wonderful",
+        "awful",
+    }
+
+
+def test_long_reviews_are_explained_by_sentence_with_bounded_cost():
+    words = " ".join(f"word{i}" for i in range(30))
+    assert split_units(words, 48)[1] == "word"
+    long = " ".join(f"Sentence number {i} is here." for i in range(30))
+    units, granularity = split_units(long, 48)
+    assert granularity == "sentence" and len(units) == 30
+    huge = " ".join(f"Sentence {i}." for i in range(1000))
+    units, granularity = split_units(huge, 48)
+    assert granularity == "sentence group" and len(units) <= 48
+    assert " ".join(units) == huge
+
+
+def test_analyze_handles_empty_huge_and_truncated_input(scorer):
+    assert analyze(scorer, "   ") == ({}, [], "Type or paste a review first.")
+    confidences, words, note = analyze(scorer, "great " * 30_000)
+    assert set(confidences) == {"negative", "positive"} and abs(sum(confidences.values()) - 1) < 1e-6
+    assert "Only the first 20,000 characters were read" in note and "head+tail" in note
+    assert len(words) <= 48
+
+
+def test_batch_tab_uses_the_batch_scorer(scorer, tmp_path):
+    upload = tmp_path / "up.csv"
+    toy_reviews(25).to_csv(upload, index=False)
+    preview, chart, download, summary = score_upload(scorer, str(upload), "review", progress=lambda *a, **k: None)
+    assert len(preview) == 20 and "label" in preview.columns
+    assert chart["reviews"].sum() == 25
+    assert pd.read_csv(download)["status"].eq("ok").all()
+    assert "rows 25, scored 25" in summary
+    assert not Path(download).with_name("up.csv").exists()  # the upload copy is removed after scoring
+    assert upload.exists()
+
+
+def test_model_panel_shows_provider_and_metrics(scorer):
+    facts = model_facts(scorer)
+    assert "CPUExecutionProvider" in facts and "validation accuracy" in facts and "int8" in facts
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _serve(command: list[str], cwd: Path | None = None, env: dict | None = None):
+    port = _free_port()
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read().decode())
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return process, url
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise AssertionError("the app did not start within 90 s")
+
+
+def test_api_answers_through_gradio_client(exported):
+    from gradio_client import Client
+
+    process, url = _serve(
+        [sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])}
+    )
+    try:
+        label, words, note = Client(url, verbose=False).predict(EXAMPLES[0], api_name="/analyze")
+        assert label["label"] in ("negative", "positive") and len(words) > 5
+        assert "CPUExecutionProvider" in note
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_built_space_runs_as_its_own_process(exported, tmp_path):
+    from gradio_client import Client
+
+    space = tmp_path / "space"
+    assert main(["space", "build", "--model", str(exported["int8"]), "--output", str(space)]) == 0
+    readme = (space / "README.md").read_text()
+    assert "sdk: gradio" in readme and "app_file: app.py" in readme and "suggested_hardware: cpu-basic" in readme
+    assert "torch" not in (space / "requirements.txt").read_text()
+    # Run it the way Spaces does, from its own folder, with the project's package out of the way.
+    env = {"PYTHONPATH": str(space), "PYTHONSAFEPATH": "1"}
+    process, url = _serve([sys.executable, "app.py"], cwd=space, env=env)
+    try:
+        label, _, _ = Client(url, verbose=False).predict("great wonderful loved", api_name="/analyze")
+        assert label["label"] == "positive"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_space_refusals(exported, tmp_path, capsys, monkeypatch):
+    assert (
+        main(
+            [
+                "space",
+                "build",
+                "--model",
+                str(exported["int8"]),
+                "--output",
+                str(tmp_path / "s"),
+                "--hardware",
+                "t4-small",
+            ]
+        )
+        == 2
+    )
+    assert "int8 model runs on CPU only" in capsys.readouterr().err
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
+    assert main(["space", "build", "--model", str(exported["int8"]), "--output", str(tmp_path / "ok")]) == 0
+    assert main(["space", "push", str(tmp_path / "ok"), "--repo", "someone/sentiment"]) == 2
+    assert "not logged in to the Hugging Face Hub" in capsys.readouterr().err
