@@ -1,9 +1,4 @@
-import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +9,7 @@ from review_sentiment.cli import main
 from review_sentiment.explain import explain, split_units
 from review_sentiment.runtime import Scorer
 
-from .conftest import toy_reviews
+from .conftest import serve, toy_reviews
 
 
 @pytest.fixture(scope="module")
@@ -74,36 +69,10 @@ def test_model_panel_shows_provider_and_metrics(scorer):
     assert "CPUExecutionProvider" in facts and "validation accuracy" in facts and "int8" in facts
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(command: list[str], cwd: Path | None = None, env: dict | None = None):
-    port = _free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode())
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("the app did not start within 90 s")
-
-
 def test_api_answers_through_gradio_client(exported):
     from gradio_client import Client
 
-    process, url = _serve(
-        [sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])}
-    )
+    process, url = serve([sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])})
     try:
         label, words, note = Client(url, verbose=False).predict(EXAMPLES[0], api_name="/analyze")
         assert label["label"] in ("negative", "positive") and len(words) > 5
@@ -123,7 +92,7 @@ def test_built_space_runs_as_its_own_process(exported, tmp_path):
     assert "torch" not in (space / "requirements.txt").read_text()
     # Run it the way Spaces does, from its own folder, with the project's package out of the way.
     env = {"PYTHONPATH": str(space), "PYTHONSAFEPATH": "1"}
-    process, url = _serve([sys.executable, "app.py"], cwd=space, env=env)
+    process, url = serve([sys.executable, "app.py"], cwd=space, env=env)
     try:
         label, _, _ = Client(url, verbose=False).predict("great wonderful loved", api_name="/analyze")
         assert label["label"] == "positive"

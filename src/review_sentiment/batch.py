@@ -143,6 +143,12 @@ def _write_csv_rows(frame: pd.DataFrame, handle, header: bool, raw: bool) -> Non
         writer.writerow(cells if raw else [escape_formula(v) for v in cells])
 
 
+def _as_text_or_null(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value if isinstance(value, str) else str(value)
+
+
 def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bool) -> None:
     """Write one finished chunk atomically (temp name, then rename), so resume can trust it."""
     tmp = path.with_name(path.name + ".tmp")
@@ -150,9 +156,7 @@ def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bo
         # Object columns may mix types (JSONL); Parquet needs one type per column, and every part the same.
         frame = frame.copy()
         for column in frame.select_dtypes(include="object").columns:
-            frame[column] = (
-                frame[column].map(lambda v: v if v is None or isinstance(v, str) else str(v)).astype("string")
-            )
+            frame[column] = frame[column].map(_as_text_or_null).astype("string")
         frame.to_parquet(tmp, index=False)
     else:
         with tmp.open("w", encoding="utf-8", newline="") as handle:

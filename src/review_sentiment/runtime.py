@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,8 +39,20 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def has_nvidia_gpu() -> bool:
+    """An NVIDIA driver with at least one GPU (Linux), or CUDA_VISIBLE_DEVICES naming one elsewhere."""
+    gpus = Path("/proc/driver/nvidia/gpus")
+    if gpus.is_dir():
+        return any(gpus.iterdir())
+    return os.name == "nt" and bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+
+
 def _wanted_providers(provider: str, quantization: str) -> list[str]:
     available = ort.get_available_providers()
+    if provider == "auto" and not has_nvidia_gpu():
+        # onnxruntime-gpu lists CUDA on any machine; trying it without a GPU only prints load errors.
+        log.debug("no NVIDIA GPU found: using the CPU provider")
+        return ["CPUExecutionProvider"]
     if provider == "cpu" or (provider == "auto" and quantization == "int8"):
         # int8 graphs run their integer kernels on CPU only; on CUDA most nodes would fall back anyway.
         return ["CPUExecutionProvider"]
