@@ -18,7 +18,7 @@ import pandas as pd
 from .batch import BatchConfig, score_file
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
-from .explain import explain
+from .explain import STRENGTH_COLORS, explain
 from .runtime import Scorer
 from .streams import FORMATS, TableReader, format_of
 
@@ -73,7 +73,7 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
         )
     note += (
         f"Weights by removing each {result.granularity} in turn ({len(result.units)} variants) "
-        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards positive, red towards negative."
+        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards positive, red towards negative; strong colours for the largest effects."
     )
     confidences = {label: 0.0 for label in scorer.labels}
     confidences["positive"] = result.prediction.score
@@ -131,7 +131,8 @@ def score_upload(scorer: Scorer, upload: str | None, column: str | None, progres
     label_column = "label_pred" if "label_pred" in frame.columns else "label"
     counts = frame[label_column].fillna("skipped").value_counts()
     chart = pd.DataFrame({"label": counts.index.astype(str), "reviews": counts.to_numpy()})
-    return frame.head(20), chart, str(output), summary.text()
+    plot = gr.BarPlot(value=chart, x="label", y="reviews", y_lim=[0, int(counts.max() * 1.1) + 1])
+    return frame.head(20), plot, str(output), summary.text()
 
 
 def model_facts(scorer: Scorer) -> str:
@@ -165,7 +166,9 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
             submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
             label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
-            words = gr.HighlightedText(label="What pushed the prediction", show_legend=False, combine_adjacent=False)
+            words = gr.HighlightedText(
+                label="What pushed the prediction", show_legend=True, combine_adjacent=False, color_map=STRENGTH_COLORS
+            )
             note = gr.Markdown(elem_id="note")
             gr.Examples(EXAMPLES, inputs=review)
             run = lambda text: analyze(scorer, text)  # noqa: E731

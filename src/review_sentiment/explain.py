@@ -19,6 +19,12 @@ from .runtime import Prediction, Scorer
 from .text import clean_text
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+STRENGTH_COLORS = {
+    "strongly positive": "#16a34a",
+    "positive": "#bbf7d0",
+    "negative": "#fecaca",
+    "strongly negative": "#dc2626",
+}
 
 
 @dataclass(frozen=True)
@@ -30,10 +36,19 @@ class Explanation:
     tokens: int
     truncated: bool
 
-    def highlighted(self) -> list[tuple[str, float | None]]:
-        """(text, weight in [-1, 1]) pairs for gr.HighlightedText, scaled by the largest weight."""
+    def highlighted(self) -> list[tuple[str, str | None]]:
+        """(text, strength category) pairs for gr.HighlightedText; see STRENGTH_COLORS.
+
+        Relative to the largest weight: above half is "strongly", above a tenth plain, else no label.
+        """
         scale = max((abs(w) for w in self.weights), default=0.0) or 1.0
-        return [(unit + " ", round(weight / scale, 3)) for unit, weight in zip(self.units, self.weights, strict=True)]
+        pairs = []
+        for unit, weight in zip(self.units, self.weights, strict=True):
+            share = abs(weight) / scale
+            direction = "positive" if weight > 0 else "negative"
+            category = f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None
+            pairs.append((unit + " ", category))
+        return pairs
 
     def top(self, count: int = 5) -> list[tuple[str, float]]:
         order = np.argsort(np.abs(self.weights))[::-1][:count]
