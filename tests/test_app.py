@@ -72,9 +72,12 @@ def test_api_answers_through_gradio_client(exported):
 
     process, url = serve([sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])})
     try:
-        label, words, note = Client(url, verbose=False).predict(EXAMPLES[0], api_name="/analyze")
+        client = Client(url, verbose=False)
+        label, words, note = client.predict(EXAMPLES[0], api_name="/analyze")
         assert label["label"] in ("negative", "positive") and len(words) > 5
         assert "CPUExecutionProvider" in note
+        answer = client.predict("great wonderful loved", api_name="/predict")
+        assert answer["label"] == "positive" and answer["provider"] == "CPUExecutionProvider" and answer["score"] > 0.5
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -196,6 +196,15 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             )
         with gr.Tab("Model"):
             gr.Markdown(model_facts(scorer))
+
+        def predict(text: str) -> dict:
+            """Label, probability of positive and confidence of one review, without an explanation."""
+            if not text or not text.strip():
+                raise gr.Error("empty review")
+            p = scorer.predict(text[:MAX_REVIEW_CHARS])
+            return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}
+
+        gr.api(predict, api_name="predict")
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
 

@@ -1,0 +1,33 @@
+# The same targets serve developers and CI (.ci/run calls them).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch 2.13.0: the CPU build on this project's machines; on a GPU box with internet, pip picks the CUDA build.
+TORCH ?= torch==2.13.0
+
+.PHONY: setup quickstart test test-fast lint browser-deps
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q "$(TORCH)"
+	$(PY) -m pip install -q -e ".[test,ray]"
+	touch $@
+
+setup: $(VENV)/.installed
+
+quickstart: setup  ## score examples/reviews.csv with the bundled model and print the summary
+	$(VENV)/bin/score-csv examples/reviews.csv --overwrite
+	@head -n 4 examples/reviews.scored.csv
+
+test: setup  ## the whole suite, browser tests included (needs Debian's chromium: make browser-deps)
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not browser"
+
+lint: setup
+	$(VENV)/bin/ruff check src tests scripts
+	$(VENV)/bin/ruff format --check src tests scripts
+
+browser-deps:  ## headless Chromium for the Playwright tests (Debian; needs root)
+	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

@@ -1,0 +1,133 @@
+"""python scripts/bench_scoring.py --merged runs/default-minilm/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
+
+Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
+PyTorch model, batch 32; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline;
+(c) our runtime, fp32 and int8. Reviews/s, ratio to (a), label agreement with (a), accuracy; and the
+achieved GFLOP/s next to a plain fp32 matrix multiply measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+from review_sentiment.export import validation_sample
+from review_sentiment.runtime import Scorer
+from review_sentiment.text import clean_text
+
+
+def machine() -> str:
+    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
+    return f"{model}, {torch.get_num_threads()} threads, {platform.python_implementation()} {platform.python_version()}"
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    a = torch.randn(size, size)
+    b = torch.randn(size, size)
+    a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started) / 1e9
+
+
+def model_flops(config: dict, lengths: list[int]) -> float:
+    """Forward FLOPs of a BERT encoder on these padded sequence lengths (linear layers + attention)."""
+    hidden, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
+    per_token_linear = 2 * layers * (4 * hidden * hidden + 2 * hidden * inter)
+    return float(sum(per_token_linear * t + 4 * layers * t * t * hidden for t in lengths))
+
+
+def timed(label: str, fn, texts: list[str]) -> dict:
+    fn(texts[:32])  # warm-up
+    started = time.perf_counter()
+    labels = fn(texts)
+    seconds = time.perf_counter() - started
+    print(f"{label:<38} {len(texts) / seconds:8.1f} reviews/s", flush=True)
+    return {"name": label, "seconds": seconds, "reviews_per_s": len(texts) / seconds, "labels": labels}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--merged", type=Path, required=True, help="merged PyTorch model folder")
+    parser.add_argument("--fp32", type=Path, required=True, help="our fp32 export")
+    parser.add_argument("--int8", type=Path, required=True, help="our int8 export")
+    parser.add_argument("--samples", type=int, default=1000, help="validation reviews to score")
+    parser.add_argument("--out", type=Path, default=Path("bench-out/scoring.json"))
+    args = parser.parse_args()
+
+    training = json.loads((args.merged / "training_manifest.json").read_text())
+    texts, gold = validation_sample(training, args.samples)
+    texts = [clean_text(t) for t in texts]
+    max_length = training["text_spec"]["max_length"]
+    tokenizer = AutoTokenizer.from_pretrained(args.merged)
+    labels_of = lambda outputs: [o["label"] for o in outputs]  # noqa: E731
+
+    torch_model = AutoModelForSequenceClassification.from_pretrained(args.merged).eval()
+    torch_pipe = pipeline("text-classification", model=torch_model, tokenizer=tokenizer, device="cpu")
+    kwargs = {"batch_size": 32, "truncation": True, "max_length": max_length}
+    results = [timed("(a) transformers pipeline, PyTorch", lambda t: labels_of(torch_pipe(t, **kwargs)), texts)]
+
+    from optimum.onnxruntime import ORTModelForSequenceClassification
+
+    ort_model = ORTModelForSequenceClassification.from_pretrained(args.fp32, provider="CPUExecutionProvider")
+    ort_pipe = pipeline("text-classification", model=ort_model, tokenizer=tokenizer, device="cpu")
+    results.append(timed("(b) Optimum ORTModel pipeline, fp32", lambda t: labels_of(ort_pipe(t, **kwargs)), texts))
+
+    for name, folder in (("(c) ours, fp32", args.fp32), ("(c) ours, int8", args.int8)):
+        scorer = Scorer.load(folder, provider="cpu")
+        results.append(timed(name, lambda t, s=scorer: [p.label for p in s.predict(t, batch_size=32)], texts))
+
+    reference = results[0]
+    ours = Scorer.load(args.fp32, provider="cpu")
+    ids = ours.encoder.encode(texts)
+    order = np.argsort([-len(s) for s in ids], kind="stable")
+    padded = [len(ids[order[i]]) for i in range(0, len(ids), 32) for _ in order[i : i + 32]]
+    flops = model_flops(json.loads((args.merged / "config.json").read_text()), padded)
+    peak = matmul_gflops()
+    gold_labels = np.array(gold)
+    rows = []
+    for r in results:
+        predicted = np.array([1 if label == "positive" else 0 for label in r["labels"]])
+        rows.append(
+            {
+                "name": r["name"],
+                "reviews_per_s": round(r["reviews_per_s"], 1),
+                "ratio_to_pipeline": round(r["reviews_per_s"] / reference["reviews_per_s"], 2),
+                "agreement_with_pipeline": float(np.mean(np.array(r["labels"]) == np.array(reference["labels"]))),
+                "accuracy": float(np.mean(predicted == gold_labels)),
+                "achieved_gflops": round(flops / r["seconds"] / 1e9, 1) if r["name"].startswith("(c)") else None,
+            }
+        )
+    report = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "samples": len(texts),
+        "split": training["data"]["split"],
+        "matmul_fp32_gflops": round(peak, 1),
+        "results": rows,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"\n{report['machine']}; {len(texts)} validation reviews ({report['split']}); {report['date']}")
+    print(f"plain fp32 matmul (torch, 2048^3): {peak:.1f} GFLOP/s")
+    print("| runner | reviews/s | × pipeline | agreement | accuracy | GFLOP/s |\n| --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        gf = f"{r['achieved_gflops']}" if r["achieved_gflops"] else "–"
+        print(
+            f"| {r['name']} | {r['reviews_per_s']} | {r['ratio_to_pipeline']:.2f}× | "
+            f"{r['agreement_with_pipeline']:.2%} | {r['accuracy']:.2%} | {gf} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
