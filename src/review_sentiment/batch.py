@@ -164,6 +164,13 @@ def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bo
     os.replace(tmp, path)
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """A kill mid-write must leave the old progress file, never a truncated one."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def _fingerprint(cfg: BatchConfig) -> str:
     stat = Path(cfg.input).stat()
     options = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite", "threads", "provider")}
@@ -264,7 +271,7 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
             raise UserError(f"output {output} already exists; pass --overwrite to replace it")
         shutil.rmtree(parts_dir, ignore_errors=True) if not cfg.resume else None
         parts_dir.mkdir(parents=True, exist_ok=True)
-        progress_file.write_text(json.dumps(progress))
+        _write_atomically(progress_file, json.dumps(progress))
     try:
         return _score_chunks(cfg, scorer, reader, progress, parts_dir, out_fmt, to_stdout)
     except UserError:
@@ -304,7 +311,7 @@ def _score_chunks(
             else:
                 _write_part(scored, part, out_fmt, header=index == 0, raw=cfg.raw)
                 progress["parts"][str(index)] = counts
-                progress_file.write_text(json.dumps(progress))
+                _write_atomically(progress_file, json.dumps(progress))
         parts.append(part)
         bar.update(reader.bytes_read - bar.n) if reader.total_bytes else bar.update(len(frame))
         bar.set_postfix(rows=summary.rows, rev_s=f"{summary.scored / max(time.monotonic() - started, 1e-9):.1f}")
