@@ -89,3 +89,16 @@ def test_check_reverifies_and_refusals_are_clear(exported, trained_run, tmp_path
     (tmp_path / "junk").mkdir()
     assert main(["export", str(tmp_path / "junk"), "--output", str(tmp_path / "o")]) == 2
     assert "neither a merged model folder nor a LoRA adapter folder" in capsys.readouterr().err
+
+
+def test_evaluate_scores_an_exported_folder_like_the_pytorch_model(exported, trained_run, tmp_path):
+    data = tmp_path / "labelled.csv"
+    toy_reviews(40, seed=4).to_csv(data, index=False)
+    assert main(["evaluate", str(exported["none"]), "--dataset", str(data), "--output", str(tmp_path / "onnx")]) == 0
+    assert (
+        main(["evaluate", str(trained_run / "merged"), "--dataset", str(data), "--output", str(tmp_path / "pt")]) == 0
+    )
+    onnx_metrics = json.loads((tmp_path / "onnx" / "metrics.json").read_text())
+    torch_metrics = json.loads((tmp_path / "pt" / "metrics.json").read_text())
+    assert onnx_metrics["confusion_matrix"] == torch_metrics["confusion_matrix"]
+    assert onnx_metrics["roc_auc"] == pytest.approx(torch_metrics["roc_auc"], abs=1e-6)
