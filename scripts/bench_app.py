@@ -9,41 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
 from gradio_client import Client
 
-from review_sentiment.app import EXAMPLES
+from review_sentiment.app import EXAMPLES, serve_in_background
 
 LONG = " ".join(EXAMPLES[4].split()[:300])
-
-
-def start(model: str | None) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False"}
-    if model:
-        env["SENTIMENT_MODEL"] = model
-    process = subprocess.Popen(
-        [sys.executable, "-m", "review_sentiment.app"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}/"
-    for _ in range(300):
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise SystemExit("the app did not start")
 
 
 def latency(client: Client, endpoint: str, text: str, repeats: int) -> dict:
@@ -62,7 +36,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--out", type=Path, default=Path("bench-out/app.json"))
     args = parser.parse_args()
-    process, url = start(args.model)
+    process, url = serve_in_background(env={"SENTIMENT_MODEL": args.model} if args.model else None)
     try:
         client = Client(url, verbose=False)
         rows = []

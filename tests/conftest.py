@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import socket
-import subprocess
-import time
-import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -227,27 +223,3 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def serve(command: list[str], cwd: Path | None = None, env: dict | None = None):
-    port = free_port()
-    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
-    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode())
-        try:
-            urllib.request.urlopen(url, timeout=2)
-            return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise AssertionError("the app did not start within 90 s")

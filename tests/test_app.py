@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 from review_sentiment.app import EXAMPLES, analyze, model_facts, score_upload
+from review_sentiment.app import serve_in_background as serve
 from review_sentiment.cli import main
 from review_sentiment.explain import explain, split_units
 from review_sentiment.runtime import Scorer
 
-from .conftest import serve, toy_reviews
+from .conftest import toy_reviews
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +71,7 @@ def test_model_panel_shows_provider_and_metrics(scorer):
 def test_api_answers_through_gradio_client(exported):
     from gradio_client import Client
 
-    process, url = serve([sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])})
+    process, url = serve(env={"SENTIMENT_MODEL": str(exported["int8"])})
     try:
         client = Client(url, verbose=False)
         label, words, note = client.predict(EXAMPLES[0], api_name="/analyze")

@@ -2,12 +2,13 @@
 
 import os
 import shutil
-import sys
 
 import pandas as pd
 import pytest
 
-from .conftest import serve, toy_reviews
+from review_sentiment.app import serve_in_background as serve
+
+from .conftest import toy_reviews
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -23,7 +24,7 @@ def page(exported):
         missing("playwright is not installed (pip install -e '.[test]')")
     if not shutil.which("chromium"):
         missing("Debian chromium is not installed (make browser-deps)")
-    process, url = serve([sys.executable, "-m", "review_sentiment.app"], env={"SENTIMENT_MODEL": str(exported["int8"])})
+    process, url = serve(env={"SENTIMENT_MODEL": str(exported["int8"])})
     with playwright_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,

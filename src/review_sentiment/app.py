@@ -8,8 +8,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import gradio as gr
@@ -219,6 +223,33 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int = 7860, share: bo
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,
     )
+
+
+def serve_in_background(
+    command: list[str] | None = None, cwd: Path | None = None, env: dict | None = None, timeout_s: float = 90
+) -> tuple[subprocess.Popen, str]:
+    """Start an app process (`python -m review_sentiment.app` by default) on a free local port.
+
+    Returns the process and its URL once it answers HTTP; for integration tests and benchmarks.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "GRADIO_ANALYTICS_ENABLED": "False", **(env or {})}
+    command = command or [sys.executable, "-m", "review_sentiment.app"]
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the app exited: {process.stderr.read().decode()[-2000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return process, url
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"the app did not answer within {timeout_s:.0f} s")
 
 
 def __getattr__(name: str):
