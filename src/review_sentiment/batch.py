@@ -269,7 +269,8 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
             )
         elif output.exists() and not cfg.overwrite:
             raise UserError(f"output {output} already exists; pass --overwrite to replace it")
-        shutil.rmtree(parts_dir, ignore_errors=True) if not cfg.resume else None
+        if not cfg.resume:
+            shutil.rmtree(parts_dir, ignore_errors=True)
         parts_dir.mkdir(parents=True, exist_ok=True)
         _write_atomically(progress_file, json.dumps(progress))
     try:
