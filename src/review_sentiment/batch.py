@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from .configargs import add_config_arguments, config_from_args
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
-from .runtime import Scorer, probabilities
+from .metrics import probabilities
+from .runtime import Scorer
 from .streams import BadLines, TableReader, escape_formula, format_of
 from .text import clean_text
 

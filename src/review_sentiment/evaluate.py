@@ -37,7 +37,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
 
         scores = Scorer.load(model_dir).predict_scores(reviews.texts, batch_size=cfg.batch_size)
     else:
-        from .modeling import load_model_dir, pick_device, predict_logits, softmax_positive
+        from .metrics import probabilities
+        from .modeling import load_model_dir, pick_device, predict_logits
         from .text import ReviewEncoder, TextSpec
 
         model, tokenizer, manifest = load_model_dir(model_dir)
@@ -45,7 +46,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         device = pick_device(cfg.device)
         encoder = ReviewEncoder(tokenizer.backend_tokenizer, spec)
         logits = predict_logits(model.to(device), encoder.encode(reviews.texts), encoder.pad_id, device, cfg.batch_size)
-        scores = softmax_positive(logits)
+        scores = probabilities(logits)[:, 1]
     out_dir = Path(cfg.output) if cfg.output else model_dir / "evaluation"
     metrics = write_report(reviews.labels, scores, out_dir, f"{model_dir.name} on {Path(cfg.dataset).name}")
     metrics["data"] = reviews.describe()

@@ -186,15 +186,3 @@ def predict_logits(
             out = model(**to_tensors([ids[i] for i in index], pad_id, device)).logits
         logits[index] = out.float().cpu().numpy()
     return logits
-
-
-def softmax_positive(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp[:, 1] / exp.sum(axis=1)
-
-
-def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    return float(-log_probs[np.arange(len(labels)), labels].mean())

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import UserError
+from .metrics import probabilities
 from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
 
 log = logging.getLogger(__name__)
@@ -303,9 +304,3 @@ class Scorer:
         if isinstance(texts, str):
             return next(self.iter_predict([texts], batch_size))
         return list(self.iter_predict(texts, batch_size))
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)

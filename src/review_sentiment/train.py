@@ -28,17 +28,15 @@ from .card import write_model_card
 from .checkpoint import Stopper, load_checkpoint, save_checkpoint, trainable_state
 from .data import Reviews, load_reviews, oversample, stratified_split
 from .errors import UserError
-from .metrics import plot_training_curves, write_report
+from .metrics import cross_entropy, plot_training_curves, probabilities, write_report
 from .modeling import (
     add_lora,
-    cross_entropy,
     load_classifier,
     load_tokenizer,
     merge,
     pick_device,
     predict_logits,
     save_merged,
-    softmax_positive,
     to_tensors,
 )
 from .text import ReviewEncoder, TextSpec, Truncation
@@ -425,7 +423,9 @@ def _finish(
     (adapter_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     tokenizer.save_pretrained(adapter_dir)
     logits = predict_logits(model, val_ids, encoder.pad_id, device, cfg.eval_batch_size)
-    metrics = write_report(val_set.labels, softmax_positive(logits), cfg.output, f"{cfg.base_model} + LoRA, validation")
+    metrics = write_report(
+        val_set.labels, probabilities(logits)[:, 1], cfg.output, f"{cfg.base_model} + LoRA, validation"
+    )
     metrics["val_loss"] = cross_entropy(logits, val_set.labels)
     plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png")
 
