@@ -19,7 +19,7 @@ from pathlib import Path
 from review_sentiment.cli import main as sentiment
 from review_sentiment.runtime import DEFAULT_MODEL_DIR
 
-TRAIN_COMMAND = __doc__.split("trained with:\n", 1)[1].strip()
+TRAIN_COMMAND = " ".join(__doc__.split("trained with:\n", 1)[1].replace("\\", " ").split())
 
 
 def main() -> None:
@@ -47,7 +47,7 @@ def main() -> None:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
     provenance = f"""
 ## Provenance of the bundled default model
-- Training command (code commit `{commit}`):
+- Training command (package code at export: commit `{commit}`; training began from the first, then uncommitted, version of this code):
   ```
   {TRAIN_COMMAND}
   ```

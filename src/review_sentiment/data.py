@@ -45,7 +45,10 @@ class Reviews:
         return {name: int((self.labels == i).sum()) for i, name in enumerate(LABELS)}
 
     def subset(self, index: np.ndarray) -> Reviews:
-        return Reviews([self.texts[i] for i in index], self.labels[index], self.source)
+        """Some of the rows; the dropped counts still describe the load they came from."""
+        return Reviews(
+            [self.texts[i] for i in index], self.labels[index], self.source, self.dropped_empty, self.dropped_duplicates
+        )
 
     def describe(self) -> dict:
         return {
@@ -201,6 +204,4 @@ def oversample(reviews: Reviews, seed: int) -> Reviews:
     rng = np.random.default_rng(seed)
     extra = rng.choice(np.flatnonzero(reviews.labels == minority), size=missing, replace=True)
     index = np.concatenate([np.arange(len(reviews)), extra])
-    balanced = reviews.subset(index)
-    balanced.dropped_empty, balanced.dropped_duplicates = reviews.dropped_empty, reviews.dropped_duplicates
-    return balanced
+    return reviews.subset(index)
