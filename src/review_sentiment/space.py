@@ -25,6 +25,7 @@ SERVING_MODULES = (
     "data",
     "errors",
     "explain",
+    "metrics",
     "runtime",
     "streams",
     "text",
