@@ -16,6 +16,8 @@ import os
 import shutil
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -150,9 +152,24 @@ def _as_text_or_null(value: object) -> str | None:
     return value if isinstance(value, str) else str(value)
 
 
+@contextmanager
+def _atomic_target(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, renamed onto it only once the block finished writing.
+
+    A kill mid-write leaves the previous file (or none), never a truncated one: what resume trusts.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    yield tmp
+    os.replace(tmp, path)
+
+
 def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bool) -> None:
-    """Write one finished chunk atomically (temp name, then rename), so resume can trust it."""
-    tmp = path.with_name(path.name + ".tmp")
+    """Write one finished chunk atomically, so resume can trust it."""
+    with _atomic_target(path) as tmp:
+        _write_frame(frame, tmp, fmt, header, raw)
+
+
+def _write_frame(frame: pd.DataFrame, tmp: Path, fmt: str, header: bool, raw: bool) -> None:
     if fmt == "parquet":
         # Object columns may mix types (JSONL); Parquet needs one type per column, and every part the same.
         frame = frame.copy()
@@ -162,14 +179,11 @@ def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bo
     else:
         with tmp.open("w", encoding="utf-8", newline="") as handle:
             _write_csv_rows(frame, handle, header, raw)
-    os.replace(tmp, path)
 
 
 def _write_atomically(path: Path, text: str) -> None:
-    """A kill mid-write must leave the old progress file, never a truncated one."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with _atomic_target(path) as tmp:
+        tmp.write_text(text)
 
 
 def _fingerprint(cfg: BatchConfig) -> str:
@@ -181,20 +195,19 @@ def _fingerprint(cfg: BatchConfig) -> str:
 
 
 def _join_parts(parts: list[Path], destination: Path, fmt: str) -> None:
-    tmp = destination.with_name(f".{destination.name}.tmp")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    with _atomic_target(destination) as tmp:
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
 
-        schema = pq.read_schema(parts[0]) if parts else None
-        with pq.ParquetWriter(tmp, schema) as writer:
-            for part in parts:
-                writer.write_table(pq.read_table(part).cast(schema))
-    else:
-        with tmp.open("wb") as out:
-            for part in parts:
-                with part.open("rb") as handle:
-                    shutil.copyfileobj(handle, out)
-    os.replace(tmp, destination)
+            schema = pq.read_schema(parts[0]) if parts else None
+            with pq.ParquetWriter(tmp, schema) as writer:
+                for part in parts:
+                    writer.write_table(pq.read_table(part).cast(schema))
+        else:
+            with tmp.open("wb") as out:
+                for part in parts:
+                    with part.open("rb") as handle:
+                        shutil.copyfileobj(handle, out)
 
 
 @dataclass

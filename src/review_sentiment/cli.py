@@ -120,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(action=_merge)
 
     from .export import ExportConfig
+    from .runtime import PROVIDERS
 
     p = commands.add_parser(
         "export",
@@ -136,9 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("app", help="serve the Gradio app on ONNX Runtime")
     p.add_argument("--model", help="exported model folder or Hub id (default: the bundled model)")
-    p.add_argument(
-        "--provider", default="auto", choices=["auto", "cuda", "tensorrt", "cpu"], help="ONNX Runtime provider"
-    )
+    p.add_argument("--provider", default="auto", choices=PROVIDERS, help="ONNX Runtime provider")
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     p.add_argument("--host", help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, default=7860, help="port (default 7860)")

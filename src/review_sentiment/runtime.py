@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,17 +40,17 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def has_nvidia_gpu() -> bool:
-    """An NVIDIA driver with at least one GPU (Linux), or CUDA_VISIBLE_DEVICES naming one elsewhere."""
+def may_have_nvidia_gpu() -> bool:
+    """False only where it is known: on Linux, no NVIDIA driver lists a GPU. Elsewhere the session tries."""
+    if not sys.platform.startswith("linux"):
+        return True
     gpus = Path("/proc/driver/nvidia/gpus")
-    if gpus.is_dir():
-        return any(gpus.iterdir())
-    return os.name == "nt" and bool(os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return gpus.is_dir() and any(gpus.iterdir())
 
 
 def _wanted_providers(provider: str, quantization: str) -> list[str]:
     available = ort.get_available_providers()
-    if provider == "auto" and not has_nvidia_gpu():
+    if provider == "auto" and not may_have_nvidia_gpu():
         # onnxruntime-gpu lists CUDA on any machine; trying it without a GPU only prints load errors.
         log.debug("no NVIDIA GPU found: using the CPU provider")
         return ["CPUExecutionProvider"]

@@ -15,21 +15,8 @@ from .errors import UserError
 from .runtime import resolve_model_folder
 
 PACKAGE_DIR = Path(__file__).parent
-# The serving side of the package: none of these imports torch or transformers.
-SERVING_MODULES = (
-    "__init__",
-    "app",
-    "batch",
-    "cli",
-    "configargs",
-    "data",
-    "errors",
-    "explain",
-    "metrics",
-    "runtime",
-    "streams",
-    "text",
-)
+# The PyTorch side of the package, which the app never imports; every other module goes into the Space.
+TRAINING_MODULES = ("train", "checkpoint", "modeling", "export", "evaluate", "space", "distributed")
 CPU_HARDWARE = ("cpu-basic", "cpu-upgrade")
 
 
@@ -115,8 +102,9 @@ def build_space(
         )
     package = output / "review_sentiment"
     package.mkdir(parents=True)
-    for module in SERVING_MODULES:
-        shutil.copy2(PACKAGE_DIR / f"{module}.py", package / f"{module}.py")
+    for module in sorted(PACKAGE_DIR.glob("*.py")):
+        if module.stem not in TRAINING_MODULES:
+            shutil.copy2(module, package / module.name)
     if model_repo:
         model_ref = repr(model_repo)
     else:
