@@ -23,7 +23,7 @@ def main() -> None:
     scoring, memory, app, train = load("scoring.json"), load("memory.json"), load("app.json"), load("train.json")
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     training, check = manifest["training"], manifest["export_check"]
-    metrics = manifest["validation_metrics"]
+    metrics = manifest["training_metrics"]
     lines = [
         "# Benchmarks",
         "",

@@ -219,6 +219,7 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
         "data": {},
         "model_file": "model.onnx",
         "sha256": sha256_of(folder / "model.onnx"),
+        "files": {name: sha256_of(folder / name) for name in ("model.onnx", "tokenizer.json")},
         "created": "test",
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))

@@ -19,10 +19,10 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .batch import BatchConfig, score_file
+from .batch import BatchConfig, mostly_numbers, score_file
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
-from .explain import STRENGTH_COLORS, explain
+from .explain import explain, strength_colors
 from .runtime import Scorer
 from .streams import FORMATS, TableReader, format_of
 
@@ -77,12 +77,12 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
         )
     note += (
         f"Weights by removing each {result.granularity} in turn ({len(result.units)} variants) "
-        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards positive, red towards negative; strong colours for the largest effects."
+        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards {scorer.labels[1]}, "
+        f"red towards {scorer.labels[0]}; strong colours for the largest effects."
     )
-    confidences = {label: 0.0 for label in scorer.labels}
-    confidences["positive"] = result.prediction.score
-    confidences["negative"] = 1 - result.prediction.score
-    return confidences, result.highlighted(), note
+    negative, positive = scorer.labels
+    confidences = {positive: result.prediction.score, negative: 1 - result.prediction.score}
+    return confidences, result.highlighted(scorer.labels), note
 
 
 def _clean_old_scratch(max_age_s: float = 3600) -> None:
@@ -91,27 +91,40 @@ def _clean_old_scratch(max_age_s: float = 3600) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
+def text_column_choice(upload: str) -> tuple[list[str], str | None]:
+    """The file's columns and the one that looks like reviews, or None: never a guess."""
+    reader = TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")
+    first = next(iter(reader), None)
+    if first is None:
+        return list(reader.columns), None
+    columns = [str(c) for c in first.columns]
+    try:
+        chosen = detect_column(first, TEXT_COLUMNS, "text", None)
+    except UserError:
+        return columns, None
+    return columns, None if mostly_numbers(first[chosen]) else chosen
+
+
 def detect_text_column(upload: str | None) -> gr.Dropdown:
     """Columns of an uploaded file for the dropdown, the detected text column selected."""
     if not upload:
         return gr.Dropdown(choices=[], value=None)
     try:
-        first = next(iter(TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")))
-        columns = [str(c) for c in first.columns]
-        try:
-            chosen = detect_column(first, TEXT_COLUMNS, "text", None)
-        except UserError:
-            chosen = columns[0]
-        return gr.Dropdown(choices=columns, value=chosen)
-    except (UserError, StopIteration) as error:
-        gr.Warning(str(error) or "the file has no rows")
+        columns, chosen = text_column_choice(upload)
+    except UserError as error:
+        gr.Warning(str(error))
         return gr.Dropdown(choices=[], value=None)
+    if chosen is None:
+        gr.Warning("No column looks like review text: pick the text column before scoring.")
+    return gr.Dropdown(choices=columns, value=chosen)
 
 
 def score_upload(scorer: Scorer, upload: str | None, column: str | None, progress=gr.Progress()):  # noqa: B008
     """Score an uploaded file with the batch scorer's own code; preview, chart and download."""
     if not upload:
         raise gr.Error("Upload a CSV, TSV, Parquet or JSONL file first.")
+    if not column:
+        raise gr.Error("Pick the column that holds the review text first.")
     size_mb = os.path.getsize(upload) / 1e6
     if size_mb > MAX_UPLOAD_MB:
         raise gr.Error(
@@ -121,22 +134,20 @@ def score_upload(scorer: Scorer, upload: str | None, column: str | None, progres
     scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
     source = scratch / Path(upload).name
     shutil.copy2(upload, source)
-    suffix = ".parquet" if format_of(str(source)) == "parquet" else ".csv"
-    output = scratch / (source.name.split(".")[0] + ".scored" + suffix)
     progress(0, desc="scoring")
     try:
-        cfg = BatchConfig(input=str(source), output=str(output), text_column=column or None, on_bad_lines="report")
+        cfg = BatchConfig(input=str(source), text_column=column, on_bad_lines="report")
         summary = score_file(cfg, scorer)
+        output = Path(cfg.output)
     except UserError as error:
         raise gr.Error(str(error)) from None
     finally:
         source.unlink(missing_ok=True)  # the upload copy is not kept; only the scored file is served
-    frame = pd.read_parquet(output) if suffix == ".parquet" else pd.read_csv(output, nrows=20_000)
-    label_column = "label_pred" if "label_pred" in frame.columns else "label"
-    counts = frame[label_column].fillna("skipped").value_counts()
-    chart = pd.DataFrame({"label": counts.index.astype(str), "reviews": counts.to_numpy()})
-    plot = gr.BarPlot(value=chart, x="label", y="reviews", y_lim=[0, int(counts.max() * 1.1) + 1])
-    return frame.head(20), plot, str(output), summary.text()
+    preview = next(iter(TableReader(str(output), format_of(str(output)), chunk_rows=20)), None)
+    counts = {**summary.labels, "not scored": summary.skipped}
+    chart = pd.DataFrame({"label": list(counts), "reviews": list(counts.values())})
+    plot = gr.BarPlot(value=chart, x="label", y="reviews", y_lim=[0, int(max(counts.values()) * 1.1) + 1])
+    return preview, plot, str(output), summary.text()
 
 
 def model_facts(scorer: Scorer) -> str:
@@ -156,6 +167,7 @@ def model_facts(scorer: Scorer) -> str:
         ("validation macro F1", f"{metrics['macro_f1']:.4f}" if "macro_f1" in metrics else "n/a"),
         ("validation ROC-AUC", f"{metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "n/a"),
         ("validation split", manifest.get("data", {}).get("split", "n/a")),
+        ("metrics measured on", metrics.get("measured_on", "n/a")),
         ("exported", manifest.get("created")),
     ]
     return "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
@@ -171,7 +183,10 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
             label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
             words = gr.HighlightedText(
-                label="What pushed the prediction", show_legend=True, combine_adjacent=False, color_map=STRENGTH_COLORS
+                label="What pushed the prediction",
+                show_legend=True,
+                combine_adjacent=False,
+                color_map=strength_colors(scorer.labels),
             )
             note = gr.Markdown(elem_id="note")
             gr.Examples(EXAMPLES, inputs=review)
@@ -213,12 +228,15 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, host: str | None = None, port: int = 7860, share: bool = False) -> None:
-    """Bind to 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0)."""
+def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False) -> None:
+    """Bind to 127.0.0.1 unless told otherwise (Spaces sets GRADIO_SERVER_NAME=0.0.0.0).
+
+    An explicit host or port wins over GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which win over the defaults.
+    """
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
     demo.launch(
         server_name=host,
-        server_port=int(os.environ.get("GRADIO_SERVER_PORT", port)),
+        server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
         share=share,
         max_file_size=f"{MAX_UPLOAD_MB}mb",
         show_error=True,

@@ -1,21 +1,22 @@
 """`score-csv`: score a file of reviews on ONNX Runtime, streaming, resumable, losing no row.
 
 Each input row appears in the output exactly once, in input order, with every original column and
-`label`, `score` (probability of positive), `confidence` and `status` ("ok", or why it was skipped).
+`label`, `score` (probability of the positive, i.e. second, label), `confidence` (probability of the
+predicted label) and `status` ("ok", or why the row was not scored). The output keeps the input's
+format (reviews.tsv → reviews.scored.tsv) unless --output names another.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import logging
-import math
 import os
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -24,26 +25,43 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from tqdm.auto import tqdm
 
 from .configargs import add_config_arguments, config_from_args
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
-from .metrics import probabilities
+from .metrics import predicted_classes, probabilities
 from .runtime import Scorer
-from .streams import BadLines, TableReader, escape_formula, format_of
+from .streams import (
+    FORMATS,
+    BadLines,
+    TableReader,
+    close_json_array,
+    format_of,
+    is_missing,
+    looks_numeric,
+    to_arrow,
+    write_rows,
+)
 from .text import clean_text
 
 log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("label", "score", "confidence", "status")
+RESULT_TYPES = {"label": pa.string(), "score": pa.float64(), "confidence": pa.float64(), "status": pa.string()}
+OUTPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl", "json")
+NUMBER_STATUS = "skipped: a number, not text"
 
 
 @dataclass
 class BatchConfig:
-    input: str = field(metadata={"help": "CSV, TSV, Parquet or JSONL file; '-' reads CSV from stdin"})
+    input: str = field(metadata={"help": "CSV, TSV, Parquet, JSON Lines or JSON-array file; '-' reads CSV from stdin"})
     output: str | None = field(
         default=None,
-        metadata={"help": "output .csv or .parquet; '-' for stdout (default: INPUT.scored.csv, or stdout for stdin)"},
+        metadata={
+            "help": "output file (.csv, .tsv, .parquet, .jsonl or .json); '-' for stdout "
+            "(default: INPUT with .scored before its extension, or stdout for stdin)"
+        },
     )
     model: str | None = field(
         default=None, metadata={"help": "exported model folder or Hub id (default: the bundled model)"}
@@ -55,7 +73,7 @@ class BatchConfig:
     text_column: str | None = field(
         default=None, metadata={"help": "column holding the review (detected when omitted)"}
     )
-    input_format: Literal["csv", "tsv", "parquet", "jsonl"] | None = field(
+    input_format: Literal["csv", "tsv", "parquet", "jsonl", "json"] | None = field(
         default=None, metadata={"help": "format when the extension does not tell"}
     )
     encoding: str = field(
@@ -63,7 +81,10 @@ class BatchConfig:
     )
     on_bad_lines: BadLines = field(
         default="error",
-        metadata={"help": "malformed lines: stop with their line number, skip them, or report them as rows"},
+        metadata={
+            "help": "really malformed lines (too many fields, a quote never closed, invalid JSON): stop with "
+            "their line number, skip them, or keep them as rows with a status"
+        },
     )
     batch_size: int = field(default=32, metadata={"help": "reviews per ONNX Runtime call"})
     chunk_rows: int = field(
@@ -82,50 +103,79 @@ class BatchConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.output is None:
-            self.output = "-" if self.input == "-" else str(_default_output(self.input))
+        if self.output is None and self.engine == "local":
+            self.output = "-" if self.input == "-" else default_output(self.input, self.input_format)
         if self.batch_size < 1 or self.chunk_rows < 1:
             raise UserError("--batch-size and --chunk-rows must be positive")
         if self.resume and self.output == "-":
             raise UserError("--resume needs an output file, not stdout")
 
 
-def _default_output(source: str) -> Path:
+def default_output(source: str, input_format: str | None = None) -> str:
+    """`reviews.2024.csv` → `reviews.2024.scored.csv`: the whole stem, and the input's own format."""
     path = Path(source)
-    return path.with_name(path.name.split(".")[0] + ".scored.csv")
+    if path.suffix.lower() in FORMATS:
+        return str(path.with_name(f"{path.stem}.scored{path.suffix}"))
+    return str(path.with_name(f"{path.name}.scored.{input_format or 'csv'}"))
 
 
 def result_names(columns: list[str]) -> dict[str, str]:
-    """Our column names, suffixed with _pred where the input already has a column of that name."""
-    return {name: name + "_pred" if name in columns else name for name in RESULT_COLUMNS}
+    """Our column names, suffixed with _pred (then _pred2, …) where the input already has that name."""
+    names = {}
+    for name in RESULT_COLUMNS:
+        new, i = name + "_pred" if name in columns else name, 1
+        while new in columns:
+            i += 1
+            new = f"{name}_pred{i}"
+        names[name] = new
+    return names
+
+
+def output_schema(input_schema: pa.Schema, names: dict[str, str]) -> pa.Schema:
+    return pa.schema(list(input_schema) + [pa.field(names[k], RESULT_TYPES[k]) for k in RESULT_COLUMNS])
+
+
+def empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
+
+
+def mostly_numbers(values: pd.Series) -> bool:
+    """True when the non-empty cells are numbers only (ids, stars): not a column of reviews."""
+    present = [v for v in values if not is_missing(v) and v != ""]
+    return bool(present) and all(looks_numeric(v) for v in present)
+
+
+def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str], list[str]]:
+    """Each row's status ("ok" or why it is not scored) and the cleaned texts of the "ok" rows."""
+    statuses, texts = [], []
+    for value, flag in zip(values, flags or [""] * len(values), strict=True):
+        if flag:
+            statuses.append(flag)
+        elif is_missing(value):
+            statuses.append("skipped: missing")
+        elif not isinstance(value, str):
+            statuses.append(f"skipped: not text ({type(value).__name__})")
+        elif not (cleaned := clean_text(value)):
+            statuses.append("skipped: empty")
+        elif looks_numeric(cleaned):
+            statuses.append(NUMBER_STATUS)  # an id or a star count is never scored as a review
+        else:
+            statuses.append("ok")
+            texts.append(cleaned)
+    return statuses, texts
 
 
 def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_size: int = 32) -> pd.DataFrame:
     """The frame with label/score/confidence/status added; bad rows get a status, never an exception."""
     names = result_names([str(c) for c in frame.columns])
-    status = pd.Series(frame.attrs.get("bad_line") or [""] * len(frame), index=frame.index, dtype=object)
-    values = frame[text_column]
-    texts: list[str] = []
-    rows: list[int] = []
-    for i, (value, flag) in enumerate(zip(values, status, strict=True)):
-        if flag:
-            continue
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            status.iat[i] = "skipped: missing"
-        elif not isinstance(value, str):
-            status.iat[i] = f"skipped: not text ({type(value).__name__})"
-        elif not clean_text(value):
-            status.iat[i] = "skipped: empty"
-        else:
-            texts.append(value)
-            rows.append(i)
-            status.iat[i] = "ok"
+    statuses, texts = row_statuses(frame[text_column], frame.attrs.get("bad_line"))
+    rows = [i for i, status in enumerate(statuses) if status == "ok"]
     label = np.full(len(frame), None, dtype=object)
     score = np.full(len(frame), np.nan)
     confidence = np.full(len(frame), np.nan)
     if texts:
-        probs = probabilities(np.stack(list(scorer.iter_logits(texts, batch_size))))
-        label[rows] = [scorer.labels[i] for i in probs.argmax(axis=1)]
+        probs = probabilities(scorer.logits(texts, batch_size, cleaned=True))
+        label[rows] = [scorer.labels[i] for i in predicted_classes(probs)]
         score[rows] = probs[:, 1]
         confidence[rows] = probs.max(axis=1)
     out = frame.copy()
@@ -133,23 +183,51 @@ def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_siz
     out[names["label"]] = label
     out[names["score"]] = score.round(6)
     out[names["confidence"]] = confidence.round(6)
-    out[names["status"]] = status.to_numpy()
+    out[names["status"]] = statuses
     return out
 
 
-def _write_csv_rows(frame: pd.DataFrame, handle, header: bool, raw: bool) -> None:
-    writer = csv.writer(handle, lineterminator="\n")
-    if header:
-        writer.writerow(frame.columns)
-    for record in frame.itertuples(index=False, name=None):
-        cells = ["" if v is None or (isinstance(v, float) and math.isnan(v)) else v for v in record]
-        writer.writerow(cells if raw else [escape_formula(v) for v in cells])
+@dataclass
+class Summary:
+    rows: int = 0
+    scored: int = 0
+    skipped: int = 0
+    bad_lines: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    provider: str = ""
+    model: str = ""
+    output: str = ""
 
+    @staticmethod
+    def counts(frame: pd.DataFrame, names: dict[str, str]) -> dict:
+        """What one scored chunk adds to the summary (kept per part, so a resumed run counts it too)."""
+        ok = frame[names["status"]] == "ok"
+        return {
+            "rows": len(frame),
+            "scored": int(ok.sum()),
+            "labels": dict(Counter(frame.loc[ok, names["label"]].tolist())),
+        }
 
-def _as_text_or_null(value: object) -> str | None:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    return value if isinstance(value, str) else str(value)
+    def record(self, counts: dict) -> None:
+        self.rows += counts["rows"]
+        self.scored += counts["scored"]
+        self.skipped += counts["rows"] - counts["scored"]
+        for label, count in counts["labels"].items():
+            self.labels[label] = self.labels.get(label, 0) + count
+
+    def shares(self) -> str:
+        if not self.scored:
+            return "no review scored"
+        return ", ".join(f"{label} {count / self.scored:.1%}" for label, count in sorted(self.labels.items()))
+
+    def text(self) -> str:
+        rate = self.scored / self.seconds if self.seconds else 0.0
+        return (
+            f"rows {self.rows}, scored {self.scored}, skipped {self.skipped}, bad lines {self.bad_lines}; "
+            f"{self.shares()}; {rate:.1f} reviews/s in {self.seconds:.1f} s on {self.provider}; "
+            f"model {self.model}; output {self.output}"
+        )
 
 
 @contextmanager
@@ -163,27 +241,132 @@ def _atomic_target(path: Path) -> Iterator[Path]:
     os.replace(tmp, path)
 
 
-def _write_part(frame: pd.DataFrame, path: Path, fmt: str, header: bool, raw: bool) -> None:
-    """Write one finished chunk atomically, so resume can trust it."""
-    with _atomic_target(path) as tmp:
-        _write_frame(frame, tmp, fmt, header, raw)
-
-
-def _write_frame(frame: pd.DataFrame, tmp: Path, fmt: str, header: bool, raw: bool) -> None:
-    if fmt == "parquet":
-        # Object columns may mix types (JSONL); Parquet needs one type per column, and every part the same.
-        frame = frame.copy()
-        for column in frame.select_dtypes(include="object").columns:
-            frame[column] = frame[column].map(_as_text_or_null).astype("string")
-        frame.to_parquet(tmp, index=False)
-    else:
-        with tmp.open("w", encoding="utf-8", newline="") as handle:
-            _write_csv_rows(frame, handle, header, raw)
-
-
-def _write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str) -> None:
     with _atomic_target(path) as tmp:
         tmp.write_text(text)
+
+
+@contextmanager
+def output_lock(output: Path) -> Iterator[None]:
+    """Hold `.OUTPUT.lock` beside the output for the run; a second run on the same output is refused.
+
+    An OS lock (flock), so a killed run never leaves a stale lock behind.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock
+        yield
+        return
+    lock_path = output.with_name(f".{output.name}.lock")
+    for _ in range(5):
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise UserError(f"another score-csv run is writing {output}; wait for it to finish or stop it") from None
+        try:
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed the file while we opened it: lock the new one
+    else:
+        raise UserError(f"could not lock {lock_path}")
+    try:
+        yield
+    finally:
+        lock_path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+class Parts:
+    """Finished chunks of one run beside the output (`OUTPUT.parts/`), with their counts for resume.
+
+    `run.json` holds the run's fingerprint; `done.jsonl` gets one line per finished part, appended
+    after the part file is in place (constant cost per part; a torn last line is ignored on resume).
+    """
+
+    def __init__(self, output: Path, fmt: str) -> None:
+        self.output, self.fmt = output, fmt
+        self.folder = output.with_name(output.name + ".parts")
+        self.run_file, self.done_file = self.folder / "run.json", self.folder / "done.jsonl"
+        self.finished: dict[int, dict] = {}
+
+    def path(self, index: int) -> Path:
+        return self.folder / f"part-{index:06d}.{self.fmt}"
+
+    def done(self, index: int) -> dict | None:
+        counts = self.finished.get(index)
+        return counts if counts is not None and self.path(index).exists() else None
+
+    def start(self, resume: bool, overwrite: bool, fingerprint: str | None) -> None:
+        """Check what is on disk against the options; only --overwrite ever removes earlier work."""
+        if resume:
+            if not self.run_file.exists():
+                raise UserError(f"--resume: no interrupted run of {self.output} to continue (no {self.run_file})")
+            if json.loads(self.run_file.read_text())["fingerprint"] != fingerprint:
+                raise UserError(
+                    "--resume: the input file or the options changed since the interrupted run; "
+                    "start again with --overwrite"
+                )
+            for line in self.done_file.read_text().splitlines() if self.done_file.exists() else []:
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue  # the run was killed while appending this line: that part is redone
+                self.finished[entry["index"]] = entry["counts"]
+            return
+        if self.folder.exists() and not overwrite:
+            raise UserError(
+                f"an interrupted run left {self.folder}; continue it with --resume or start over with --overwrite"
+            )
+        if self.output.exists() and not overwrite:
+            raise UserError(f"output {self.output} already exists; pass --overwrite to replace it")
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+        write_atomically(self.run_file, json.dumps({"fingerprint": fingerprint}))
+
+    def write(self, index: int, frame: pd.DataFrame, schema: pa.Schema, raw: bool, counts: dict) -> None:
+        with _atomic_target(self.path(index)) as tmp:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                pq.write_table(to_arrow(frame, schema), tmp)
+            else:
+                with tmp.open("w", encoding="utf-8", newline="") as handle:
+                    write_rows(frame, handle, self.fmt, first=index == 0, raw=raw)
+        with self.done_file.open("a", encoding="utf-8") as log_file:
+            log_file.write(json.dumps({"index": index, "counts": counts}) + "\n")
+        self.finished[index] = counts
+
+    def write_empty(self, schema: pa.Schema, raw: bool) -> None:
+        self.write(0, empty_frame(schema), schema, raw, {"rows": 0, "scored": 0, "labels": {}})
+
+    def join(self, count: int, schema: pa.Schema) -> None:
+        """All parts, in order, into the output (atomically); then the parts are removed."""
+        with _atomic_target(self.output) as tmp:
+            if self.fmt == "parquet":
+                import pyarrow.parquet as pq
+
+                with pq.ParquetWriter(tmp, schema) as writer:
+                    for index in range(count):
+                        writer.write_table(pq.read_table(self.path(index), schema=schema))
+            else:
+                with tmp.open("wb") as out:
+                    for index in range(count):
+                        with self.path(index).open("rb") as handle:
+                            shutil.copyfileobj(handle, out)
+                if self.fmt == "json":
+                    with tmp.open("a", encoding="utf-8") as handle:
+                        close_json_array(handle, wrote_rows=self.finished.get(0, {}).get("rows", 0) > 0)
+        shutil.rmtree(self.folder)
+
+    def abandon(self) -> None:
+        """After a failure: keep finished work for --resume; leave nothing behind if nothing finished."""
+        if not self.finished:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _fingerprint(cfg: BatchConfig) -> str:
@@ -192,60 +375,6 @@ def _fingerprint(cfg: BatchConfig) -> str:
     return hashlib.sha256(
         json.dumps([str(Path(cfg.input).resolve()), stat.st_size, stat.st_mtime_ns, options], default=str).encode()
     ).hexdigest()
-
-
-def _join_parts(parts: list[Path], destination: Path, fmt: str) -> None:
-    with _atomic_target(destination) as tmp:
-        if fmt == "parquet":
-            import pyarrow.parquet as pq
-
-            schema = pq.read_schema(parts[0]) if parts else None
-            with pq.ParquetWriter(tmp, schema) as writer:
-                for part in parts:
-                    writer.write_table(pq.read_table(part).cast(schema))
-        else:
-            with tmp.open("wb") as out:
-                for part in parts:
-                    with part.open("rb") as handle:
-                        shutil.copyfileobj(handle, out)
-
-
-@dataclass
-class Summary:
-    rows: int = 0
-    scored: int = 0
-    skipped: int = 0
-    positive: int = 0
-    bad_lines: int = 0
-    seconds: float = 0.0
-    provider: str = ""
-    model: str = ""
-    output: str = ""
-
-    def add(self, frame: pd.DataFrame, names: dict[str, str]) -> dict:
-        status = frame[names["status"]]
-        counts = {
-            "rows": len(frame),
-            "scored": int((status == "ok").sum()),
-            "positive": int((frame[names["label"]] == "positive").sum()),
-        }
-        self.record(counts)
-        return counts
-
-    def record(self, counts: dict) -> None:
-        self.rows += counts["rows"]
-        self.scored += counts["scored"]
-        self.skipped += counts["rows"] - counts["scored"]
-        self.positive += counts["positive"]
-
-    def text(self) -> str:
-        share = f"{self.positive / self.scored:.1%}" if self.scored else "n/a"
-        rate = self.scored / self.seconds if self.seconds else 0.0
-        return (
-            f"rows {self.rows}, scored {self.scored}, skipped {self.skipped}, bad lines {self.bad_lines}; "
-            f"positive {share}; {rate:.1f} reviews/s in {self.seconds:.1f} s on {self.provider}; "
-            f"model {self.model}; output {self.output}"
-        )
 
 
 def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
@@ -257,108 +386,74 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
     in_fmt = cfg.input_format or ("csv" if cfg.input == "-" else format_of(cfg.input))
     to_stdout = cfg.output == "-"
     out_fmt = "csv" if to_stdout else format_of(cfg.output)
-    if out_fmt not in ("csv", "parquet"):
-        raise UserError(f"output must be .csv or .parquet, not {cfg.output}")
     output = Path(cfg.output)
-    parts_dir = output.with_name(output.name + ".parts")
-    progress_file = parts_dir / "progress.json"
+    if not to_stdout and cfg.input != "-" and output.resolve() == Path(cfg.input).resolve():
+        raise UserError("the output would replace the input; choose another --output")
     reader = TableReader(cfg.input, in_fmt, cfg.chunk_rows, cfg.encoding, cfg.on_bad_lines, stdin=sys.stdin.buffer)
-    progress: dict = {"fingerprint": None if cfg.input == "-" else _fingerprint(cfg), "parts": {}}
-    if not to_stdout:
-        if cfg.input != "-" and output.resolve() == Path(cfg.input).resolve():
-            raise UserError("the output would replace the input; choose another --output")
-        if cfg.resume:
-            if not progress_file.exists():
-                raise UserError(f"--resume: no interrupted run of {output} to continue (no {progress_file})")
-            saved = json.loads(progress_file.read_text())
-            if saved["fingerprint"] != progress["fingerprint"]:
-                raise UserError(
-                    "--resume: the input file or the options changed since the interrupted run; "
-                    "start again with --overwrite"
-                )
-            progress = saved
-        elif parts_dir.exists() and not cfg.overwrite:
-            raise UserError(
-                f"an interrupted run left {parts_dir}; continue it with --resume or start over with --overwrite"
-            )
-        elif output.exists() and not cfg.overwrite:
-            raise UserError(f"output {output} already exists; pass --overwrite to replace it")
-        if not cfg.resume:
-            shutil.rmtree(parts_dir, ignore_errors=True)
-        parts_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(progress_file, json.dumps(progress))
-    try:
-        return _score_chunks(cfg, scorer, reader, progress, parts_dir, out_fmt, to_stdout)
-    except UserError:
-        # Nothing here is resumable with the same options (bad bytes, bad lines, bad column): start clean.
-        shutil.rmtree(parts_dir, ignore_errors=True)
-        raise
-
-
-def _score_chunks(
-    cfg: BatchConfig,
-    scorer: Scorer | None,
-    reader: TableReader,
-    progress: dict,
-    parts_dir: Path,
-    out_fmt: str,
-    to_stdout: bool,
-) -> Summary:
-    progress_file = parts_dir / "progress.json"
-    output = Path(cfg.output)
+    # The model loads before any output is touched: a model or provider error changes nothing on disk.
     scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads)
+    if to_stdout:
+        return _score_chunks(cfg, scorer, reader, None)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):
+        parts = Parts(output, out_fmt)
+        parts.start(cfg.resume, cfg.overwrite, None if cfg.input == "-" else _fingerprint(cfg))
+        try:
+            return _score_chunks(cfg, scorer, reader, parts)
+        except BaseException:
+            parts.abandon()
+            raise
+
+
+def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None) -> Summary:
     summary = Summary(provider=scorer.provider, model=str(scorer.folder), output=cfg.output)
     bar = tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="scoring", disable=not sys.stderr.isatty())
     started = time.monotonic()
-    parts: list[Path] = []
-    text_column = None
+    text_column, schema, count = None, None, 0
     for index, frame in enumerate(reader):
-        text_column = text_column or detect_column(frame, TEXT_COLUMNS, "text", cfg.text_column)
-        part = parts_dir / f"part-{index:06d}.{out_fmt}"
-        if not to_stdout and str(index) in progress["parts"] and part.exists():
-            summary.record(progress["parts"][str(index)])
+        if text_column is None:
+            text_column = detect_column(frame, TEXT_COLUMNS, "text", cfg.text_column)
+            names = result_names([str(c) for c in frame.columns])
+            schema = output_schema(reader.schema, names)
+        count = index + 1
+        if parts and (done := parts.done(index)):
+            summary.record(done)
         else:
             scored = score_frame(scorer, frame, text_column, cfg.batch_size)
-            counts = summary.add(scored, result_names([str(c) for c in frame.columns]))
-            if to_stdout:
-                _write_csv_rows(scored, sys.stdout, header=index == 0, raw=cfg.raw)
-                sys.stdout.flush()
+            counts = Summary.counts(scored, names)
+            summary.record(counts)
+            if parts:
+                parts.write(index, scored, schema, cfg.raw, counts)
             else:
-                _write_part(scored, part, out_fmt, header=index == 0, raw=cfg.raw)
-                progress["parts"][str(index)] = counts
-                _write_atomically(progress_file, json.dumps(progress))
-        parts.append(part)
+                write_rows(scored, sys.stdout, "csv", first=index == 0, raw=cfg.raw)
+                sys.stdout.flush()
         bar.update(reader.bytes_read - bar.n) if reader.total_bytes else bar.update(len(frame))
         bar.set_postfix(rows=summary.rows, rev_s=f"{summary.scored / max(time.monotonic() - started, 1e-9):.1f}")
     bar.close()
-    if not parts:
-        empty = score_frame(
-            scorer,
-            pd.DataFrame(columns=reader.columns or [text_column or "text"], dtype=object),
-            cfg.text_column or (reader.columns or ["text"])[0],
-        )
-        target = parts_dir / f"part-000000.{out_fmt}"
-        if to_stdout:
-            _write_csv_rows(empty, sys.stdout, header=True, raw=cfg.raw)
+    if count == 0:  # no rows: the output still has the input's columns and ours
+        schema = output_schema(reader.schema, result_names(reader.columns))
+        if parts:
+            parts.write_empty(schema, cfg.raw)
+            count = 1
         else:
-            _write_part(empty, target, out_fmt, header=True, raw=cfg.raw)
-            parts = [target]
-    if not to_stdout:
-        _join_parts(parts, output, out_fmt)
-        shutil.rmtree(parts_dir)
+            write_rows(empty_frame(schema), sys.stdout, "csv", first=True, raw=cfg.raw)
+    if parts:
+        parts.join(count, schema)
     summary.bad_lines = len(reader.bad_lines)
     summary.seconds = time.monotonic() - started
-    if reader.bad_lines:
-        lines = ", ".join(str(b.line) for b in reader.bad_lines[:10])
-        verb = "skipped" if cfg.on_bad_lines == "skip" else "kept as rows with a status"
-        log.warning(
-            "%d malformed lines %s (lines %s%s)",
-            len(reader.bad_lines),
-            verb,
-            lines,
-            ", …" if len(reader.bad_lines) > 10 else "",
-        )
+    _log_bad_lines(reader, cfg.on_bad_lines)
+    if summary.rows and not summary.scored:
+        log.warning("no row of column %r was scored (see the status column): is it the review text?", text_column)
     return summary
+
+
+def _log_bad_lines(reader: TableReader, mode: str) -> None:
+    if not reader.bad_lines:
+        return
+    lines = ", ".join(str(b.line) for b in reader.bad_lines[:10])
+    verb = "skipped" if mode == "skip" else "kept as rows with a status"
+    more = ", …" if len(reader.bad_lines) > 10 else ""
+    log.warning("%d malformed lines %s (lines %s%s)", len(reader.bad_lines), verb, lines, more)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -370,14 +465,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None, verbose: bool = False) -> int:
     from .cli import run_guarded, setup_logging
 
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    setup_logging(args.verbose or verbose)
 
     def run() -> None:
         cfg = config_from_args(BatchConfig, args)
+        if cfg.output != "-" and format_of(cfg.output) not in OUTPUT_FORMATS:
+            raise UserError(f"output must be one of .csv, .tsv, .parquet, .jsonl, .json, not {cfg.output}")
         try:
             summary = score_file(cfg)
         except KeyboardInterrupt:

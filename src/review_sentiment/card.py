@@ -8,10 +8,9 @@ from pathlib import Path
 HUB_ID_OF_ALIAS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
 
 
-def _front_matter(manifest: dict, library: str) -> str:
+def _front_matter(manifest: dict, library: str, metrics: dict) -> str:
     base = HUB_ID_OF_ALIAS.get(manifest["base_model"], manifest["base_model"])
     source = manifest["data"]["train"]["source"]
-    metrics = manifest.get("metrics", {})
     lines = [
         "---",
         "license: apache-2.0",
@@ -36,15 +35,25 @@ def _front_matter(manifest: dict, library: str) -> str:
             "    dataset: {name: " + json.dumps(manifest["data"]["split"]) + ", type: " + json.dumps(source) + "}",
             "    metrics:",
             f"    - {{type: accuracy, value: {metrics['accuracy']:.4f}}}",
-            f"    - {{type: f1, value: {metrics['macro_f1']:.4f}, name: macro F1}}",
-            f"    - {{type: roc_auc, value: {metrics['roc_auc']:.4f}}}",
+        ]
+        lines += [
+            f"    - {{type: {kind}, value: {metrics[key]:.4f}{', name: macro F1' if kind == 'f1' else ''}}}"
+            for key, kind in (("macro_f1", "f1"), ("roc_auc", "roc_auc"))
+            if isinstance(metrics.get(key), float) and metrics[key] == metrics[key]  # a NaN is no figure
         ]
     return "\n".join([*lines, "---", ""])
 
 
-def write_model_card(path: Path, manifest: dict, library: str, extra_sections: str = "") -> Path:
-    """README.md with Hub metadata, metrics, data, hyper-parameters and how it was trained."""
-    metrics, training, data = manifest.get("metrics", {}), manifest.get("training", {}), manifest["data"]
+def _figure(metrics: dict, key: str) -> str:
+    value = metrics.get(key)
+    return f"{value:.4f}" if isinstance(value, float) and value == value else "not measured"
+
+
+def write_model_card(path: Path, manifest: dict, library: str, metrics: dict, extra_sections: str = "") -> Path:
+    """README.md with Hub metadata, the metrics of the model it describes, data, hyper-parameters and
+    how it was trained. `metrics` may say what it was measured on (`measured_on`)."""
+    training, data = manifest.get("training", {}), manifest["data"]
+    warning = (manifest.get("training_metrics") or manifest.get("metrics") or {}).get("warning")
     spec = manifest["text_spec"]
     hyper = "\n".join(f"| {k} | {v} |" for k, v in manifest.get("hyperparameters", {}).items())
     body = f"""# Movie-review sentiment: {manifest["base_model"]} + LoRA
@@ -55,12 +64,13 @@ whitespace collapsed) and cut to {spec["max_length"]} tokens keeping the **{spec
 
 ## Validation metrics
 Split: {data["split"]} ({data["validation"]["rows"]} reviews, {data["validation"]["balance"]}).
-
+Measured on: {metrics.get("measured_on", "this model, all validation reviews")}.
+{f"{chr(10)}> **Warning: {warning}.**{chr(10)}" if warning else ""}
 | metric | value |
 | --- | --- |
-| accuracy | {metrics.get("accuracy", float("nan")):.4f} |
-| macro F1 | {metrics.get("macro_f1", float("nan")):.4f} |
-| ROC-AUC | {metrics.get("roc_auc", float("nan")):.4f} |
+| accuracy | {_figure(metrics, "accuracy")} |
+| macro F1 | {_figure(metrics, "macro_f1")} |
+| ROC-AUC | {_figure(metrics, "roc_auc")} |
 
 ## Data
 Training: `{data["train"]["source"]}`, {data["train"]["rows"]} reviews, balance {data["train"]["balance"]};
@@ -75,5 +85,5 @@ Device {training.get("device")} ({training.get("dtype")}), {training.get("steps"
 | --- | --- |
 {hyper}
 {extra_sections}"""
-    path.write_text(_front_matter(manifest, library) + body)
+    path.write_text(_front_matter(manifest, library, metrics) + body)
     return path

@@ -12,6 +12,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from .errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -58,13 +60,46 @@ def save_checkpoint(folder: Path, model, best: dict | None, optimizer, scheduler
         tmp / "optimizer.pt",
     )
     (tmp / "state.json").write_text(json.dumps({**state, "python_rng": list(random.getstate()[1])}, indent=2))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)  # atomic: a crash leaves either the old or the new checkpoint
+    # Two renames, never a delete before the new checkpoint is in place: a kill at any point leaves a
+    # complete checkpoint at `folder`, or at `folder.old` (which `recover_checkpoint` puts back).
+    old = _previous(folder)
+    shutil.rmtree(old, ignore_errors=True)
+    if folder.exists():
+        folder.rename(old)
+    tmp.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _previous(folder: Path) -> Path:
+    return folder.with_name(folder.name + ".old")
+
+
+def recover_checkpoint(folder: Path) -> bool:
+    """Put back the previous checkpoint if a kill came between save's two renames; True if one exists."""
+    if not (folder / "state.json").exists() and (_previous(folder) / "state.json").exists():
+        shutil.rmtree(folder, ignore_errors=True)
+        _previous(folder).rename(folder)
+        log.warning("the last checkpoint save was interrupted: using the one before it")
+    return (folder / "state.json").exists()
+
+
+def load_trainable(model, weights: dict[str, torch.Tensor], source: Path) -> None:
+    """Load saved trainable weights, refusing any mismatch of names (a peft upgrade that renamed
+    layers must not silently continue from fresh LoRA weights)."""
+    expected = {name for name, p in model.named_parameters() if p.requires_grad}
+    missing, unexpected = sorted(expected - weights.keys()), sorted(weights.keys() - expected)
+    if missing or unexpected:
+        raise UserError(
+            f"{source} does not fit this model: {len(missing)} trainable weights missing "
+            f"({', '.join(missing[:3])}), {len(unexpected)} unexpected ({', '.join(unexpected[:3])}); "
+            "were peft or the base model changed since the run started?"
+        )
+    model.load_state_dict(weights, strict=False)
 
 
 def load_checkpoint(folder: Path, model, optimizer, scheduler, scaler) -> tuple[dict, dict | None]:
-    model.load_state_dict(load_file(folder / "trainable.safetensors"), strict=False)
-    saved = torch.load(folder / "optimizer.pt", weights_only=True)
+    load_trainable(model, load_file(folder / "trainable.safetensors"), folder / "trainable.safetensors")
+    saved = torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     scaler.load_state_dict(saved["scaler"])

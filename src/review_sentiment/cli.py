@@ -140,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--provider", default="auto", choices=PROVIDERS, help="ONNX Runtime provider")
     p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads")
     p.add_argument("--host", help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="open a public gradio.live link (off by default)")
     p.set_defaults(action=_app)
 
@@ -163,10 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "true")
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["score"]:
+    options = [a for a in argv[: argv.index("score")] if a.startswith("-")] if "score" in argv else None
+    if options is not None and len(options) == argv.index("score") and set(options) <= {"-v", "--verbose"}:
+        # `sentiment [-v] score …` is score-csv, whose own parser reads the rest.
         from .batch import main as score_main
 
-        return score_main(argv[1:])
+        return score_main(argv[argv.index("score") + 1 :], verbose=bool(options))
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     return run_guarded(lambda: args.action(args))

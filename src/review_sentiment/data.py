@@ -194,6 +194,24 @@ def stratified_split(reviews: Reviews, fraction: float, seed: int) -> tuple[Revi
     return reviews.subset(kept), reviews.subset(held_out)
 
 
+def training_split(
+    reviews: Reviews, val_fraction: float, seed: int, max_samples: int | None = None
+) -> tuple[Reviews, Reviews]:
+    """The (train, validation) split of a run: an optional stratified subset, then a stratified hold-out.
+
+    Training makes it and export re-creates it from the run's manifest, through this one function, so
+    export can never measure on training rows.
+    """
+    return stratified_split(stratified_subset(reviews, max_samples, seed), val_fraction, seed)
+
+
+def stratified_subset(reviews: Reviews, max_samples: int | None, seed: int) -> Reviews:
+    """At most `max_samples` rows, each class keeping its share (all rows when None)."""
+    if max_samples and max_samples < len(reviews):
+        reviews, _ = stratified_split(reviews, 1 - max_samples / len(reviews), seed)
+    return reviews
+
+
 def oversample(reviews: Reviews, seed: int) -> Reviews:
     """Repeat random minority-class rows until both classes are equally frequent."""
     counts = np.bincount(reviews.labels, minlength=2)

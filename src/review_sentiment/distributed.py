@@ -1,7 +1,7 @@
 """`score-csv --engine ray`: the batch scorer's per-chunk code on Ray Data, over files, folders, globs or URIs.
 
 Each actor holds one ONNX Runtime session and runs `score_frame` on pandas batches; the output is a
-folder of Parquet shards. Rows of each input file keep their order; Ray may read the files themselves
+folder of Parquet shards, or one file when --output names a file (.csv, .parquet, …). Rows of each input file keep their order; Ray may read the files themselves
 in another order. Install with the `[ray]` extra.
 """
 
@@ -10,13 +10,25 @@ from __future__ import annotations
 import fnmatch
 import glob
 import logging
+import shutil
 import time
 from pathlib import Path
 
-from .batch import BatchConfig, Summary, result_names, score_frame
+from .batch import (
+    OUTPUT_FORMATS,
+    RESULT_COLUMNS,
+    BatchConfig,
+    Parts,
+    Summary,
+    output_lock,
+    output_schema,
+    result_names,
+    score_frame,
+)
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
 from .runtime import Scorer, resolve_model_folder
+from .streams import FORMATS, format_of
 
 log = logging.getLogger(__name__)
 
@@ -67,34 +79,70 @@ def _plan(resources: dict, provider: str) -> dict:
     return {"concurrency": actors, "num_gpus": 0, "num_cpus": 1, "threads": max(1, int(cpus // (2 * actors)))}
 
 
+def input_format(paths: list[str], given: str | None) -> str:
+    """The format of the input: given, else from the file names (those inside a folder included)."""
+    if given:
+        return given
+    names = paths
+    if len(paths) == 1 and "://" not in paths[0] and Path(paths[0]).is_dir():
+        names = [str(p) for p in Path(paths[0]).rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    elif len(paths) == 1 and "://" in paths[0] and not Path(paths[0]).suffix:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(paths[0])
+        names = [i.path for i in filesystem.get_file_info(fs.FileSelector(base, recursive=True)) if i.is_file]
+    formats = {FORMATS.get(Path(n).suffix.lower()) for n in names}
+    if len(formats) != 1 or None in formats:
+        found = sorted(Path(n).suffix or "(none)" for n in names)[:10]
+        raise UserError(f"cannot tell the input format from the file names ({', '.join(found)}); pass --input-format")
+    return formats.pop()
+
+
+def _clear(output: str) -> None:
+    """Remove an earlier output folder (--overwrite): new shards must not join old ones."""
+    if "://" in output:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(output)
+        if filesystem.get_file_info(base).type != fs.FileType.NotFound:
+            filesystem.delete_dir(base)
+    elif Path(output).is_dir():
+        shutil.rmtree(output)
+    elif Path(output).exists():
+        Path(output).unlink()
+
+
+def _exists(output: str) -> bool:
+    if "://" in output:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(output)
+        return filesystem.get_file_info(base).type != fs.FileType.NotFound
+    return Path(output).exists() and (Path(output).is_file() or any(Path(output).iterdir()))
+
+
 def score_with_ray(cfg: BatchConfig) -> Summary:
-    """Score with Ray Data; writes Parquet shards to `cfg.output` (a folder or URI)."""
+    """Score with Ray Data into a folder of Parquet shards, or, for an output file name, into that one file."""
     try:
-        import pyarrow.dataset as pads
         import ray
     except ImportError as error:
         raise UserError("--engine ray needs Ray: pip install 'review-sentiment[ray]'") from error
     paths = expand_paths(cfg.input)
-    first = paths[0].rstrip("/")
-    suffix = cfg.input_format or Path(first).suffix.lstrip(".").lower() or "parquet"
-    readers = {
-        "parquet": ray.data.read_parquet,
-        "csv": ray.data.read_csv,
-        "jsonl": ray.data.read_json,
-        "json": ray.data.read_json,
-    }
-    if suffix not in readers:
-        raise UserError(f"--engine ray reads Parquet, CSV or JSONL, not {suffix!r}")
-    output = (
-        cfg.output if cfg.output and not cfg.output.endswith(".csv") else str(Path(first).with_suffix("")) + ".scored"
-    )
-    if "://" not in output and Path(output).exists() and any(Path(output).iterdir()) and not cfg.overwrite:
+    fmt = input_format(paths, cfg.input_format)
+    readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "jsonl": ray.data.read_json}
+    if fmt not in readers:
+        raise UserError(f"--engine ray reads Parquet, CSV or JSON Lines, not {fmt!r}")
+    output = cfg.output or default_ray_output(paths[0])
+    single_file = Path(output).suffix.lower() in FORMATS
+    if single_file and format_of(output) not in OUTPUT_FORMATS:
+        raise UserError(f"output must be a folder or a .csv, .tsv, .parquet, .jsonl or .json file, not {output}")
+    if _exists(output) and not cfg.overwrite:
         raise UserError(f"output {output} already exists; pass --overwrite to replace it")
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     model = str(resolve_model_folder(cfg.model))
-    dataset = readers[suffix](paths)
+    dataset = readers[fmt](paths)
     columns = dataset.schema().names
     import pandas as pd
 
@@ -117,16 +165,57 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
         num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"],
     )
-    scored.write_parquet(output)
-    names = result_names(columns)
-    counts = pads.dataset(output, format="parquet").to_table(columns=[names["status"], names["label"]]).to_pandas()
     summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output)
-    summary.record(
-        {
-            "rows": len(counts),
-            "scored": int((counts[names["status"]] == "ok").sum()),
-            "positive": int((counts[names["label"]] == "positive").sum()),
-        }
-    )
+    names = result_names(columns)
+    if cfg.overwrite:
+        _clear(output)
+    if single_file:
+        _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary)
+    else:
+        scored.write_parquet(output)
+        for batch in (
+            ray.data.read_parquet(output)
+            .select_columns([names["status"], names["label"]])
+            .iter_batches(batch_format="pandas")
+        ):
+            summary.record(Summary.counts(batch, names))
     summary.seconds = time.monotonic() - started
     return summary
+
+
+def default_ray_output(first: str) -> str:
+    """`reviews/` or `reviews/*.parquet` → `reviews.scored` (a folder)."""
+    base = first.split("*", 1)[0].rstrip("/")
+    if "*" not in first and Path(base).suffix.lower() in FORMATS:
+        base = str(Path(base).with_suffix(""))
+    return base.rstrip("/._-") + ".scored"
+
+
+def _arrow_schema(dataset):
+    import pyarrow as pa
+
+    schema = dataset.schema().base_schema
+    return schema if isinstance(schema, pa.Schema) else pa.schema([(n, pa.string()) for n in dataset.schema().names])
+
+
+def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary) -> None:
+    """Stream the scored rows, in order, into one local file with the local engine's writer."""
+    names = result_names(schema.names[: -len(RESULT_COLUMNS)])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):
+        parts = Parts(output, format_of(str(output)))
+        parts.start(resume=False, overwrite=True, fingerprint=None)
+        count = 0
+        try:
+            for index, frame in enumerate(scored.iter_batches(batch_format="pandas")):
+                counts = Summary.counts(frame, names)
+                summary.record(counts)
+                parts.write(index, frame, schema, raw, counts)
+                count = index + 1
+            if count == 0:
+                parts.write_empty(schema, raw)
+                count = 1
+        except BaseException:
+            parts.abandon()
+            raise
+        parts.join(count, schema)

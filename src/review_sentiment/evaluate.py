@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Literal
 
 from .data import load_reviews
-from .metrics import write_report
+from .metrics import probabilities, write_report
 
 log = logging.getLogger(__name__)
 
@@ -35,9 +35,8 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     if (model_dir / "manifest.json").exists():
         from .runtime import Scorer
 
-        scores = Scorer.load(model_dir).predict_scores(reviews.texts, batch_size=cfg.batch_size)
+        probs = probabilities(Scorer.load(model_dir).logits(reviews.texts, batch_size=cfg.batch_size, cleaned=True))
     else:
-        from .metrics import probabilities
         from .modeling import load_model_dir, pick_device, predict_logits
         from .text import ReviewEncoder, TextSpec
 
@@ -46,9 +45,9 @@ def evaluate(cfg: EvaluateConfig) -> dict:
         device = pick_device(cfg.device)
         encoder = ReviewEncoder(tokenizer.backend_tokenizer, spec)
         logits = predict_logits(model.to(device), encoder.encode(reviews.texts), encoder.pad_id, device, cfg.batch_size)
-        scores = probabilities(logits)[:, 1]
+        probs = probabilities(logits)
     out_dir = Path(cfg.output) if cfg.output else model_dir / "evaluation"
-    metrics = write_report(reviews.labels, scores, out_dir, f"{model_dir.name} on {Path(cfg.dataset).name}")
+    metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {Path(cfg.dataset).name}")
     metrics["data"] = reviews.describe()
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log.info("wrote %s", out_dir)

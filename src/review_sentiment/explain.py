@@ -19,12 +19,17 @@ from .runtime import Prediction, Scorer
 from .text import clean_text
 
 _SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
-STRENGTH_COLORS = {
-    "strongly positive": "#16a34a",
-    "positive": "#bbf7d0",
-    "negative": "#fecaca",
-    "strongly negative": "#dc2626",
-}
+
+
+def strength_colors(labels: tuple[str, ...]) -> dict[str, str]:
+    """Legend categories named after the model's own two labels (green: towards the second)."""
+    negative, positive = labels
+    return {
+        f"strongly {positive}": "#16a34a",
+        positive: "#bbf7d0",
+        negative: "#fecaca",
+        f"strongly {negative}": "#dc2626",
+    }
 
 
 @dataclass(frozen=True)
@@ -36,8 +41,8 @@ class Explanation:
     tokens: int
     truncated: bool
 
-    def highlighted(self) -> list[tuple[str, str | None]]:
-        """(text, strength category) pairs for gr.HighlightedText; see STRENGTH_COLORS.
+    def highlighted(self, labels: tuple[str, ...] = ("negative", "positive")) -> list[tuple[str, str | None]]:
+        """(text, strength category) pairs for gr.HighlightedText; see `strength_colors`.
 
         Relative to the largest weight: above half is "strongly", above a tenth plain, else no label.
         """
@@ -45,7 +50,7 @@ class Explanation:
         pairs = []
         for unit, weight in zip(self.units, self.weights, strict=True):
             share = abs(weight) / scale
-            direction = "positive" if weight > 0 else "negative"
+            direction = labels[1] if weight > 0 else labels[0]
             category = f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None
             pairs.append((unit + " ", category))
         return pairs
@@ -72,7 +77,7 @@ def explain(scorer: Scorer, text: str, max_units: int = 48, batch_size: int = 16
     cleaned = clean_text(text)
     units, granularity = split_units(cleaned, max_units)
     variants = [cleaned] + [" ".join(units[:i] + units[i + 1 :]) for i in range(len(units))]
-    logits = np.stack(list(scorer.iter_logits(variants, batch_size)))
+    logits = np.stack(list(scorer.iter_logits(variants, batch_size, cleaned=True)))
     log_odds = logits[:, 1] - logits[:, 0]
     tokens = scorer.encoder.count_tokens(cleaned)
     return Explanation(

@@ -20,7 +20,8 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
-from .runtime import MANIFEST, MODEL_FILE, Scorer, sha256_of
+from .metrics import classification_metrics, predicted_classes, probabilities
+from .runtime import MANIFEST, MODEL_FILE, RUNTIME_FILES, Scorer, sha256_of
 
 log = logging.getLogger(__name__)
 
@@ -152,24 +153,26 @@ def _stage_folder(onnx_file: Path, merged: Path, folder: Path, manifest: dict) -
     for name in TOKENIZER_FILES:
         if (merged / name).exists() and not (folder / name).exists():
             shutil.copy2(merged / name, folder / name)
-    manifest = {**manifest, "model_file": MODEL_FILE, "sha256": sha256_of(folder / MODEL_FILE)}
+    files = {name: sha256_of(folder / name) for name in RUNTIME_FILES}
+    manifest = {**manifest, "model_file": MODEL_FILE, "sha256": files[MODEL_FILE], "files": files}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
     return folder
 
 
 def validation_sample(training: dict, limit: int) -> tuple[list[str], np.ndarray] | None:
-    """Re-create the training run's validation split from its manifest, when that data is on this machine."""
+    """Up to `limit` reviews of the training run's validation split (cleaned) and their labels, re-created
+    from its manifest when that data is on this machine; a fixed, sorted random pick."""
     params = training.get("hyperparameters") or {}
     source = params.get("eval_file") or params.get("dataset")
     if not limit or not source or not Path(source).exists():
         return None
-    from .data import load_reviews, stratified_split
+    from .data import load_reviews, training_split
 
-    reviews = load_reviews(source, "train", params.get("text_column"), params.get("label_column"))
-    if not params.get("eval_file"):
-        if params.get("max_samples") and params["max_samples"] < len(reviews):
-            reviews, _ = stratified_split(reviews, 1 - params["max_samples"] / len(reviews), params["seed"])
-        _, reviews = stratified_split(reviews, params["val_fraction"], params["seed"])
+    if params.get("eval_file"):
+        reviews = load_reviews(source, "test", params.get("text_column"), params.get("label_column"))
+    else:
+        reviews = load_reviews(source, "train", params.get("text_column"), params.get("label_column"))
+        _, reviews = training_split(reviews, params["val_fraction"], params["seed"], params.get("max_samples"))
     pick = np.sort(np.random.default_rng(0).permutation(len(reviews))[:limit])
     return [reviews.texts[i] for i in pick], reviews.labels[pick]
 
@@ -190,30 +193,35 @@ def torch_reference_logits(merged: Path, scorer: Scorer, texts: list[str]) -> np
     return np.stack(out)
 
 
-def measure(folder: Path, texts: list[str], labels: np.ndarray | None, reference: np.ndarray | None) -> dict:
-    """Size, agreement with the reference labels, accuracy and latency of one exported variant."""
+def measure(
+    folder: Path, texts: list[str], labels: np.ndarray | None, reference: np.ndarray | None, cleaned: bool = False
+) -> dict:
+    """Size, latency, agreement with the reference logits and, given labels, the validation metrics of
+    one exported variant: all on exactly `texts`, row i of every array being review i."""
     manifest = json.loads((folder / MANIFEST).read_text())
     row = {
         "variant": manifest["quantization"] if manifest["quantization"] != "none" else "fp32",
         "optimization": manifest["optimization"],
         "size_mb": (folder / MODEL_FILE).stat().st_size / 1e6,
+        "reviews": len(texts),
     }
     try:
         scorer = Scorer.load(folder, provider="auto" if manifest["quantization"] == "fp16" else "cpu")
-        scorer.logits(texts[:8])  # warm-up
+        scorer.logits(texts[:8], cleaned=cleaned)  # warm-up
         started = time.perf_counter()
-        logits = scorer.logits(texts)
+        logits = scorer.logits(texts, cleaned=cleaned)
         row["ms_per_review"] = 1000 * (time.perf_counter() - started) / max(len(texts), 1)
         row["provider"] = scorer.provider
     except UserError as error:  # fp16 graphs may not run on a CPU-only onnxruntime
         row["error"] = str(error)
         return row
-    predicted = logits.argmax(axis=1)
+    probs = probabilities(logits)
     if reference is not None:
-        row["agreement"] = float((predicted == reference.argmax(axis=1)).mean())
+        row["agreement"] = float((predicted_classes(probs) == predicted_classes(probabilities(reference))).mean())
         row["max_abs_logit_diff"] = float(np.abs(logits - reference).max())
     if labels is not None:
-        row["accuracy"] = float((predicted[: len(labels)] == labels).mean())
+        metrics = classification_metrics(labels, probs)
+        row.update({k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc")})
     return row
 
 
@@ -268,7 +276,8 @@ def export(cfg: ExportConfig) -> Path:
             "onnxruntime_version": onnxruntime.__version__,
             "package_version": __version__,
             "data": training["data"],
-            "validation_metrics": training.get("metrics", {}),
+            "training_metrics": training.get("metrics", {}),
+            "validation_metrics": {},
             "training": training.get("training", {}),
             "hyperparameters": training.get("hyperparameters", {}),
             "source_model": str(cfg.model.resolve()),
@@ -276,8 +285,9 @@ def export(cfg: ExportConfig) -> Path:
         }
         fp32_dir = _stage_folder(raw_file, merged, scratch / "fp32", manifest)
         sample = validation_sample(training, cfg.validation_samples)
-        texts = list(PROBES) + (sample[0] if sample else [])
-        labels = sample[1] if sample else None
+        # Variants are compared on the validation sample (its texts are cleaned already), or on the
+        # probes when the training data is not on this machine.
+        texts, labels, cleaned = (sample[0], sample[1], True) if sample else (list(PROBES), None, False)
         fp32 = Scorer.load(fp32_dir, provider="cpu")
         torch_logits = torch_reference_logits(merged, fp32, list(PROBES))
         parity = float(np.abs(fp32.logits(list(PROBES)) - torch_logits).max())
@@ -286,7 +296,7 @@ def export(cfg: ExportConfig) -> Path:
                 f"export failed verification: ONNX fp32 logits differ from PyTorch by {parity:.2e} (> 1e-4)"
             )
         log.info("fp32 ONNX matches PyTorch: max |Δlogit| %.2e on %d probe reviews", parity, len(PROBES))
-        fp32_logits = fp32.logits(texts)
+        fp32_logits = fp32.logits(texts, cleaned=cleaned)
         final_dir = fp32_dir
         if cfg.optimize != "none":
             _optimize(final_dir, cfg.optimize, cfg.quantize == "fp16", scratch / "optimized")
@@ -297,9 +307,9 @@ def export(cfg: ExportConfig) -> Path:
             _quantize_int8(final_dir, target, cfg.per_channel, scratch / "int8")
             manifest.update(quantization="int8", int8_target=target, per_channel=cfg.per_channel)
             final_dir = _stage_folder(scratch / "int8" / MODEL_FILE, merged, scratch / "int8", manifest)
-        rows = [measure(fp32_dir, texts, labels, fp32_logits)]
+        rows = [measure(fp32_dir, texts, labels, fp32_logits, cleaned)]
         if final_dir != fp32_dir:
-            rows.append(measure(final_dir, texts, labels, fp32_logits))
+            rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
         print(format_table(rows))
         check = {
             "fp32_vs_pytorch_max_abs_logit_diff": parity,
@@ -308,8 +318,11 @@ def export(cfg: ExportConfig) -> Path:
         }
         _warn_on_accuracy_drop(rows, cfg)
         manifest["export_check"] = check
+        manifest["validation_metrics"] = served_metrics(rows[-1], training, labels)
         _stage_folder(final_dir / MODEL_FILE, merged, final_dir, manifest)
-        write_model_card(final_dir / "README.md", manifest, "onnx", _card_section(manifest, rows))
+        write_model_card(
+            final_dir / "README.md", manifest, "onnx", manifest["validation_metrics"], _card_section(manifest, rows)
+        )
         if cfg.output.exists():
             shutil.rmtree(cfg.output)
         shutil.move(str(final_dir), cfg.output)
@@ -321,6 +334,24 @@ def export(cfg: ExportConfig) -> Path:
         cfg.output,
     )
     return cfg.output
+
+
+def served_metrics(row: dict, training: dict, labels: np.ndarray | None) -> dict:
+    """The validation metrics of the variant this folder serves, saying what they were measured on;
+    the training run's fp32 figures (labelled as such) when the validation data was not here."""
+    total = training.get("data", {}).get("validation", {}).get("rows", "?")
+    if labels is not None and "accuracy" in row:
+        return {
+            **{k: row[k] for k in ("accuracy", "macro_f1", "roc_auc")},
+            "count": len(labels),
+            "measured_on": f"{row['variant']} ONNX, {len(labels)} of the {total} validation reviews",
+        }
+    metrics = training.get("metrics", {})
+    return {
+        **{k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "count") if k in metrics},
+        "measured_on": f"fp32 PyTorch at training time, {total} validation reviews; "
+        f"the {row['variant']} ONNX variant was not measured (validation data not on the export machine)",
+    }
 
 
 def _warn_on_accuracy_drop(rows: list[dict], cfg: ExportConfig) -> None:

@@ -16,6 +16,14 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def predicted_classes(probs: np.ndarray) -> np.ndarray:
+    """The label rule, written once: the most probable class; a tie goes to the first label.
+
+    Every stage (training's evaluation, export's check, score-csv, the app, Ray) decides through this.
+    """
+    return np.asarray(probs).argmax(axis=-1)
+
+
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
@@ -33,14 +41,20 @@ def roc_points(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.n
     return np.r_[0.0, fps / negatives], np.r_[0.0, tps / positives]
 
 
-def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> dict:
+def area_under(x: np.ndarray, y: np.ndarray) -> float:
+    """Trapezoid rule (np.trapezoid exists only from NumPy 2, which we do not require)."""
+    return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
+
+
+def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
     """Accuracy, per-class and macro precision/recall/F1, ROC-AUC and the confusion matrix.
 
-    `scores` are probabilities of the positive class; rows of the matrix are true labels.
+    `probs` holds one row of class probabilities per review; rows of the matrix are true labels.
     """
     labels = np.asarray(labels, dtype=np.int64)
-    scores = np.asarray(scores, dtype=np.float64)
-    predicted = (scores >= threshold).astype(np.int64)
+    probs = np.asarray(probs, dtype=np.float64)
+    scores = probs[:, 1]
+    predicted = predicted_classes(probs)
     matrix = np.zeros((2, 2), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     per_class = {}
@@ -56,9 +70,10 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: fl
             "support": int(matrix[i, :].sum()),
         }
     both_classes = 0 < labels.sum() < len(labels)
-    auc = float(np.trapezoid(*reversed(roc_points(labels, scores)))) if both_classes else float("nan")
+    auc = area_under(*roc_points(labels, scores)) if both_classes else float("nan")
+    accuracy = float((predicted == labels).mean())
     return {
-        "accuracy": float((predicted == labels).mean()),
+        "accuracy": accuracy,
         "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
         "macro_precision": float(np.mean([c["precision"] for c in per_class.values()])),
         "macro_recall": float(np.mean([c["recall"] for c in per_class.values()])),
@@ -66,7 +81,22 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray, threshold: fl
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
         "count": len(labels),
+        "majority_share": float(np.bincount(labels, minlength=2).max() / max(len(labels), 1)),
+        "warning": learned_nothing_warning(accuracy, labels, auc),
     }
+
+
+def learned_nothing_warning(accuracy: float, labels: np.ndarray, roc_auc: float) -> str | None:
+    """A loud sentence when the model did no better than always answering the majority class."""
+    majority = np.bincount(labels, minlength=2).max() / max(len(labels), 1)
+    problems = []
+    if accuracy < majority + 0.02:
+        problems.append(f"accuracy {accuracy:.2%} is within 2 points of the majority class share {majority:.2%}")
+    if roc_auc < 0.6:  # NaN (one class only) compares False
+        problems.append(f"ROC-AUC {roc_auc:.3f} is below 0.6")
+    if not problems:
+        return None
+    return "the model has not learned the task: " + "; ".join(problems) + " (more data, steps or a higher --lr?)"
 
 
 def _pyplot():
@@ -144,10 +174,11 @@ def plot_training_curves(history_path: Path, path: Path) -> Path:
     return path
 
 
-def write_report(labels: np.ndarray, scores: np.ndarray, out_dir: Path, title: str) -> dict:
+def write_report(labels: np.ndarray, probs: np.ndarray, out_dir: Path, title: str) -> dict:
     """metrics.json, confusion_matrix.png and roc.png in `out_dir`; returns the metrics."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = classification_metrics(labels, scores)
+    metrics = classification_metrics(labels, probs)
+    scores = np.asarray(probs)[:, 1]
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion(metrics, out_dir / "confusion_matrix.png", title)
     plot_roc(labels, scores, metrics["roc_auc"], out_dir / "roc.png", title)

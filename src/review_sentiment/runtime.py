@@ -19,7 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import UserError
-from .metrics import probabilities
+from .metrics import predicted_classes, probabilities
 from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
 
 log = logging.getLogger(__name__)
@@ -30,6 +30,8 @@ _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionPro
 DEFAULT_MODEL_DIR = Path(__file__).parent / "default_model"
 MANIFEST = "manifest.json"
 MODEL_FILE = "model.onnx"
+# Every file the runtime reads besides the manifest; each one's sha256 is in the manifest.
+RUNTIME_FILES = (MODEL_FILE, "tokenizer.json")
 
 
 def sha256_of(path: Path) -> str:
@@ -202,6 +204,23 @@ def read_manifest(folder: Path) -> dict:
         raise UserError(f"{path} is not valid JSON: {error}") from error
 
 
+def verify_files(folder: Path, manifest: dict) -> None:
+    """Every file the runtime reads must match the sha256 the export wrote (a swapped tokenizer.json
+    would change every prediction without a word)."""
+    expected = manifest.get("files") or {manifest.get("model_file", MODEL_FILE): manifest.get("sha256")}
+    if "files" not in manifest:
+        log.warning("%s predates per-file checksums: only %s is verified; export it again", folder, MODEL_FILE)
+    for name, digest in expected.items():
+        path = folder / name
+        if not path.is_file():
+            raise UserError(f"{path} is missing from the exported folder")
+        if sha256_of(path) != digest:
+            raise UserError(
+                f"{path} does not match the sha256 in {MANIFEST}: the file is corrupted or "
+                "was changed after export; export it again"
+            )
+
+
 class Scorer:
     """An exported model on an ONNX Runtime session: texts in, predictions out, in input order."""
 
@@ -227,11 +246,8 @@ class Scorer:
         model_path = folder / manifest.get("model_file", MODEL_FILE)
         if not model_path.is_file():
             raise UserError(f"{model_path} is missing from the exported folder")
-        if verify_checksum and sha256_of(model_path) != manifest.get("sha256"):
-            raise UserError(
-                f"{model_path} does not match the sha256 in {MANIFEST}: the file is corrupted or "
-                "was changed after export; export it again"
-            )
+        if verify_checksum:
+            verify_files(folder, manifest)
         spec = TextSpec.from_dict(manifest["text_spec"])
         encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
         session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
@@ -260,14 +276,16 @@ class Scorer:
         return self.session.run(["logits"], feed)[0].astype(np.float32)
 
     def iter_logits(
-        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None
+        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None, *, cleaned: bool = False
     ) -> Iterator[np.ndarray]:
         """Logits row by row in input order; at most `window` texts are held at once.
 
-        Inside each window the texts are sorted by token length, so each batch pads little.
+        Texts are cleaned here unless the caller already did (`cleaned=True`: training data, the
+        explainer, the batch scorer), so each text is cleaned once. Inside each window the texts are
+        sorted by token length, so each batch pads little.
         """
         for chunk in iter_windows(texts, window or batch_size * 16):
-            ids = self.encoder.encode([clean_text(t) for t in chunk])
+            ids = self.encoder.encode(chunk if cleaned else [clean_text(t) for t in chunk])
             order = np.argsort([-len(s) for s in ids], kind="stable")
             out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
             for start in range(0, len(ids), batch_size):
@@ -275,13 +293,9 @@ class Scorer:
                 out[index] = self.run_ids([ids[i] for i in index])
             yield from out
 
-    def logits(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        rows = list(self.iter_logits(texts, batch_size))
+    def logits(self, texts: Sequence[str], batch_size: int = 32, *, cleaned: bool = False) -> np.ndarray:
+        rows = list(self.iter_logits(texts, batch_size, cleaned=cleaned))
         return np.stack(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
-
-    def predict_scores(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        """Probability of the positive label for each text."""
-        return probabilities(self.logits(texts, batch_size))[:, 1]
 
     def iter_predict(
         self, texts: Iterable[str], batch_size: int = 32, window: int | None = None
@@ -291,7 +305,7 @@ class Scorer:
 
     def to_prediction(self, logits_row: np.ndarray) -> Prediction:
         probs = probabilities(logits_row[None, :])[0]
-        best = int(probs.argmax())
+        best = int(predicted_classes(probs))
         return Prediction(self.labels[best], float(probs[1]), float(probs[best]))
 
     @overload

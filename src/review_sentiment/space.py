@@ -21,7 +21,9 @@ CPU_HARDWARE = ("cpu-basic", "cpu-upgrade")
 
 
 def _requirements(gpu: bool, hub_model: bool) -> str:
-    ort = "onnxruntime-gpu" if gpu else "onnxruntime"
+    # A GPU Space needs the CUDA and cuDNN libraries, which onnxruntime-gpu does not bundle: its extras
+    # install them from pip (found through onnxruntime.preload_dlls()).
+    ort = "onnxruntime-gpu[cuda,cudnn]" if gpu else "onnxruntime"
     lines = [
         f"{ort}=={version('onnxruntime-gpu' if _installed('onnxruntime-gpu') else 'onnxruntime')}",
         f"tokenizers=={version('tokenizers')}",
@@ -110,7 +112,8 @@ def build_space(
     else:
         shutil.copytree(source, output / "model", ignore=shutil.ignore_patterns("__pycache__"))
         model_ref = 'str(Path(__file__).parent / "model")'
-    provider = "auto" if gpu else "cpu"
+    # On GPU hardware ask for CUDA outright: `auto` would fall back to CPU quietly and serve slowly.
+    provider = "cuda" if gpu else "cpu"
     (output / "app.py").write_text(f'''"""Hugging Face Space entry point, written by `sentiment space build`."""
 
 from pathlib import Path

@@ -18,13 +18,25 @@ Truncation = Literal["head", "tail", "head+tail"]
 TRUNCATIONS: tuple[str, ...] = ("head", "tail", "head+tail")
 LABELS: tuple[str, str] = ("negative", "positive")
 
-_TAG = re.compile(r"<[^>]{0,200}>")
+# A tag starts right after "<" with a letter, "/" + letter, "!" or "?" (as in HTML): "7 < 8 but > 6" and
+# "I <3 it" are text, not tags. Bounded so a stray "<" cannot swallow a whole review.
+_TAG = re.compile(r"<(?:/?[A-Za-z][^<>]{0,200}|![^<>]{0,200}|\?[^<>]{0,200})>")
 _SPACE = re.compile(r"\s+")
 
 
 def clean_text(text: str) -> str:
-    """Turn HTML tags (IMDB's `<br />`) into spaces, unescape entities and collapse whitespace."""
-    return _SPACE.sub(" ", html.unescape(_TAG.sub(" ", text))).strip()
+    """Turn HTML tags (IMDB's `<br />`) into spaces, unescape entities and collapse whitespace.
+
+    Idempotent, `clean_text(clean_text(x)) == clean_text(x)`, so text cleaned by one stage and cleaned
+    again by another scores the same: unescaping can reveal a tag (`&lt;i&gt;`) and removing a tag can
+    join one (`<i<b>>`), so both repeat until nothing changes.
+    """
+    while True:
+        unescaped = _TAG.sub(" ", html.unescape(text))
+        if unescaped == text:
+            break
+        text = unescaped
+    return _SPACE.sub(" ", text).strip()
 
 
 @dataclass(frozen=True)

@@ -25,10 +25,10 @@ from transformers import get_linear_schedule_with_warmup
 
 from . import __version__
 from .card import write_model_card
-from .checkpoint import Stopper, load_checkpoint, save_checkpoint, trainable_state
-from .data import Reviews, load_reviews, oversample, stratified_split
+from .checkpoint import Stopper, load_checkpoint, load_trainable, recover_checkpoint, save_checkpoint, trainable_state
+from .data import Reviews, load_reviews, oversample, stratified_subset, training_split
 from .errors import UserError
-from .metrics import cross_entropy, plot_training_curves, probabilities, write_report
+from .metrics import cross_entropy, plot_training_curves, predicted_classes, probabilities, write_report
 from .modeling import (
     add_lora,
     load_classifier,
@@ -119,6 +119,9 @@ class TrainConfig:
             (self.lr > 0, "--lr must be positive"),
             (self.lora_r > 0, "--lora-r must be positive"),
             (self.max_samples is None or self.max_samples >= 4, "--max-samples must be at least 4"),
+            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
+            (self.log_every >= 1, "--log-every must be at least 1"),
+            (self.eval_every >= 0 and self.patience >= 0, "--eval-every and --patience must be 0 or more"),
         ]
         for ok, message in checks:
             if not ok:
@@ -150,7 +153,7 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoc
 
 
 def _prepare_output(cfg: TrainConfig) -> None:
-    has_checkpoint = (cfg.output / "checkpoint" / "state.json").exists()
+    has_checkpoint = recover_checkpoint(cfg.output / "checkpoint")
     if cfg.resume:
         if not has_checkpoint:
             raise UserError(f"--resume: no checkpoint in {cfg.output}/checkpoint to resume from")
@@ -174,13 +177,11 @@ def _prepare_output(cfg: TrainConfig) -> None:
 
 def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
     reviews = load_reviews(cfg.dataset, "train", cfg.text_column, cfg.label_column)
-    if cfg.max_samples and cfg.max_samples < len(reviews):
-        reviews, _ = stratified_split(reviews, 1 - cfg.max_samples / len(reviews), cfg.seed)
     if cfg.eval_file:
-        train_set = reviews
+        train_set = stratified_subset(reviews, cfg.max_samples, cfg.seed)
         val_set = load_reviews(cfg.eval_file, "test", cfg.text_column, cfg.label_column)
     else:
-        train_set, val_set = stratified_split(reviews, cfg.val_fraction, cfg.seed)
+        train_set, val_set = training_split(reviews, cfg.val_fraction, cfg.seed, cfg.max_samples)
     balance = train_set.balance()
     minority = min(balance.values()) / max(sum(balance.values()), 1)
     log.info("train %d reviews %s, validation %d reviews %s", len(train_set), balance, len(val_set), val_set.balance())
@@ -281,7 +282,7 @@ def train(cfg: TrainConfig) -> Path:
 
     def evaluate_now() -> None:
         logits = predict_logits(model, val_ids, encoder.pad_id, device, cfg.eval_batch_size, autocast)
-        accuracy = float(((logits[:, 1] > logits[:, 0]).astype(int) == val_set.labels).mean())
+        accuracy = float((predicted_classes(probabilities(logits)) == val_set.labels).mean())
         record(
             {
                 "kind": "eval",
@@ -413,7 +414,7 @@ def _finish(
 ) -> Path:
     """Best weights → adapter/, validation report, merged/ (checked against the adapter), card."""
     if best is not None:
-        model.load_state_dict(best, strict=False)
+        load_trainable(model, best, cfg.output / "checkpoint" / "best.safetensors")
     model.eval()
     adapter_dir = cfg.output / "adapter"
     model.save_pretrained(adapter_dir)
@@ -423,9 +424,9 @@ def _finish(
     (adapter_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
     tokenizer.save_pretrained(adapter_dir)
     logits = predict_logits(model, val_ids, encoder.pad_id, device, cfg.eval_batch_size)
-    metrics = write_report(
-        val_set.labels, probabilities(logits)[:, 1], cfg.output, f"{cfg.base_model} + LoRA, validation"
-    )
+    metrics = write_report(val_set.labels, probabilities(logits), cfg.output, f"{cfg.base_model} + LoRA, validation")
+    if metrics["warning"]:
+        log.warning("!!! %s", metrics["warning"])
     metrics["val_loss"] = cross_entropy(logits, val_set.labels)
     plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png")
 
@@ -462,7 +463,7 @@ def _finish(
             else f"stratified {cfg.val_fraction:.0%} hold-out, seed {cfg.seed}"
             + (f", from a stratified subset of {cfg.max_samples}" if cfg.max_samples else ""),
         },
-        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "val_loss", "count")},
+        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "val_loss", "count", "warning")},
         "training": training,
         "hyperparameters": {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE},
         "package_version": __version__,
@@ -470,8 +471,9 @@ def _finish(
     }
     (adapter_dir / "training_manifest.json").write_text(json.dumps(manifest, indent=2))
     save_merged(merged, tokenizer, cfg.output / "merged", manifest)
-    write_model_card(cfg.output / "README.md", manifest, "transformers")
-    write_model_card(cfg.output / "merged" / "README.md", manifest, "transformers")
+    card_metrics = {**manifest["metrics"], "measured_on": f"fp32 PyTorch, all {len(val_set)} validation reviews"}
+    for folder in (cfg.output, cfg.output / "merged"):
+        write_model_card(folder / "README.md", manifest, "transformers", card_metrics)
     log.info(
         "validation accuracy %.4f (macro F1 %.4f, ROC-AUC %.4f); %.1f reviews/s on %s; wrote %s",
         metrics["accuracy"],
