@@ -20,8 +20,9 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from review_sentiment.export import validation_sample
+from review_sentiment.metrics import agreement, label_accuracy
 from review_sentiment.runtime import Scorer
-from review_sentiment.text import clean_text
+from review_sentiment.text import LABELS
 
 
 def machine() -> str:
@@ -67,7 +68,6 @@ def main() -> None:
 
     training = json.loads((args.merged / "training_manifest.json").read_text())
     texts, gold = validation_sample(training, args.samples)
-    texts = [clean_text(t) for t in texts]
     max_length = training["text_spec"]["max_length"]
     tokenizer = AutoTokenizer.from_pretrained(args.merged)
     labels_of = lambda outputs: [o["label"] for o in outputs]  # noqa: E731
@@ -97,14 +97,13 @@ def main() -> None:
     gold_labels = np.array(gold)
     rows = []
     for r in results:
-        predicted = np.array([1 if label == "positive" else 0 for label in r["labels"]])
         rows.append(
             {
                 "name": r["name"],
                 "reviews_per_s": round(r["reviews_per_s"], 1),
                 "ratio_to_pipeline": round(r["reviews_per_s"] / reference["reviews_per_s"], 2),
-                "agreement_with_pipeline": float(np.mean(np.array(r["labels"]) == np.array(reference["labels"]))),
-                "accuracy": float(np.mean(predicted == gold_labels)),
+                "agreement_with_pipeline": agreement(r["labels"], reference["labels"]),
+                "accuracy": label_accuracy(gold_labels, r["labels"], LABELS),
                 "achieved_gflops": round(flops / r["seconds"] / 1e9, 1) if r["name"].startswith("(c)") else None,
             }
         )

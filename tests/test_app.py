@@ -92,6 +92,7 @@ def test_built_space_runs_as_its_own_process(exported, tmp_path):
     readme = (space / "README.md").read_text()
     assert "sdk: gradio" in readme and "app_file: app.py" in readme and "suggested_hardware: cpu-basic" in readme
     assert "torch" not in (space / "requirements.txt").read_text()
+    assert "provider='cpu'" in (space / "app.py").read_text()
     # Run it the way Spaces does, from its own folder, with the project's package out of the way.
     env = {"PYTHONPATH": str(space), "PYTHONSAFEPATH": "1"}
     process, url = serve([sys.executable, "app.py"], cwd=space, env=env)
@@ -125,3 +126,71 @@ def test_space_refusals(exported, tmp_path, capsys, monkeypatch):
     assert main(["space", "build", "--model", str(exported["int8"]), "--output", str(tmp_path / "ok")]) == 0
     assert main(["space", "push", str(tmp_path / "ok"), "--repo", "someone/sentiment"]) == 2
     assert "not logged in to the Hugging Face Hub" in capsys.readouterr().err
+
+
+def _with_labels(folder: Path, tmp_path: Path, labels: list[str]) -> Path:
+    import json
+    import shutil
+
+    copy = tmp_path / "relabelled"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["labels"] = manifest["text_spec"]["labels"] = labels
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy
+
+
+def test_the_models_own_labels_everywhere(bag_of_words_model, tmp_path):
+    from review_sentiment.batch import BatchConfig, score_file
+
+    scorer = Scorer.load(_with_labels(bag_of_words_model, tmp_path, ["neg", "pos"]))
+    confidences, words, note = analyze(scorer, "great wonderful but awful")
+    assert set(confidences) == {"neg", "pos"} and confidences["pos"] > confidences["neg"]
+    assert dict(words)["great "] == "strongly pos" and "towards pos" in note
+    source = tmp_path / "r.csv"
+    pd.DataFrame({"text": ["great film", "awful film", "great"]}).to_csv(source, index=False)
+    summary = score_file(BatchConfig(input=str(source)), scorer)
+    assert summary.labels == {"pos": 2, "neg": 1} and "neg 33.3%, pos 66.7%" in summary.text()
+
+
+def test_analyze_and_predict_read_the_same_text(bag_of_words_model):
+    scorer = Scorer.load(bag_of_words_model)
+    text = "&lt;i&gt;great&lt;/i&gt; film, 7 < 8 but > 6, awful &amp;amp; dull"
+    confidences, _, _ = analyze(scorer, text)
+    assert confidences["positive"] == pytest.approx(scorer.predict(text).score, abs=1e-7)
+
+
+def test_batch_tab_never_guesses_the_text_column(scorer, tmp_path):
+    from review_sentiment.app import text_column_choice
+
+    upload = tmp_path / "u.csv"
+    upload.write_text("id,reviewer,what_they_said,stars\n1,ann,loved it,5\n2,bob,hated it,1\n")
+    assert text_column_choice(str(upload)) == (["id", "reviewer", "what_they_said", "stars"], None)
+    numbers = tmp_path / "n.csv"
+    numbers.write_text("review\n1\n2\n")
+    assert text_column_choice(str(numbers)) == (["review"], None)
+    with pytest.raises(Exception, match="Pick the column"):
+        score_upload(scorer, str(upload), None, progress=lambda *a, **k: None)
+
+
+def test_explicit_port_beats_the_environment(monkeypatch):
+    from review_sentiment.app import launch
+
+    seen = {}
+
+    class Demo:
+        def launch(self, **kwargs):
+            seen.update(kwargs)
+
+    monkeypatch.setenv("GRADIO_SERVER_PORT", "9999")
+    launch(Demo(), port=7000)
+    assert seen["server_port"] == 7000
+    launch(Demo())
+    assert seen["server_port"] == 9999
+
+
+def test_verbose_flag_before_score(exported, tmp_path, capsys):
+    source = tmp_path / "r.csv"
+    toy_reviews(4).to_csv(source, index=False)
+    assert main(["-v", "score", str(source), "--model", str(exported["int8"])]) == 0
+    assert "rows 4, scored 4" in capsys.readouterr().err

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
-from review_sentiment.batch import main
+from review_sentiment.batch import BatchConfig, main, output_lock, score_file
 from review_sentiment.runtime import Scorer
 from review_sentiment.streams import TableReader
 
@@ -179,3 +180,132 @@ def test_killed_run_resumes_to_identical_output(exported, tmp_path):
     subprocess.run([*args, "--output", str(output), "--resume"], check=True, capture_output=True, timeout=300)
     assert output.read_bytes() == reference.read_bytes()
     assert not parts.exists()
+
+
+# Regressions of the first release (each failed on it) ------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["error", "report"])
+def test_a_long_quoted_field_with_newlines_is_one_row(exported, tmp_path, mode):
+    frame = reviews_frame(20)
+    long_review = "A great film.\n" + ('It was wonderful, "really", and moving.\r\n' * 12_000)
+    frame.loc[7, "Review Text"] = long_review  # ~500 kB with quotes and newlines
+    source = tmp_path / "long.csv"
+    frame.to_csv(source, index=False)
+    assert len(pd.read_csv(source)) == 20
+    assert main([str(source), "--model", str(exported["int8"]), "--on-bad-lines", mode]) == 0
+    out = pd.read_csv(tmp_path / "long.scored.csv", dtype=str, keep_default_na=False)
+    assert out["id"].tolist() == [str(i) for i in range(20)]
+    assert out.loc[7, "Review Text"] == long_review and (out["status"] == "ok").all()
+
+
+def test_a_quote_never_closed_is_one_bad_row_not_many(exported, tmp_path):
+    source = tmp_path / "open.csv"
+    source.write_text('id,text\n1,great film\n2,"awful\n3,fine\n4,boring\n')
+    assert main([str(source), "--model", str(exported["int8"])]) == 2
+    assert main([str(source), "--model", str(exported["int8"]), "--on-bad-lines", "report"]) == 0
+    out = pd.read_csv(tmp_path / "open.scored.csv", dtype=str, keep_default_na=False)
+    assert out["id"].tolist() == ["1", ""] and out["status"][1].startswith("bad line 3: a quoted field")
+
+
+def test_json_lines_keys_first_seen_late_keep_columns_aligned(exported, tmp_path):
+    rows = [{"text": "great film"}] * 5 + [{"text": "awful", "stars": 1, "extra": {"a": [1]}}]
+    source = tmp_path / "late.jsonl"
+    source.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    model = ["--model", str(exported["int8"]), "--chunk-rows", "2"]
+    assert main([str(source), *model, "--output", str(tmp_path / "o.csv")]) == 0
+    out = pd.read_csv(tmp_path / "o.csv", dtype=str, keep_default_na=False)
+    assert list(out.columns) == ["text", "stars", "extra", "label", "score", "confidence", "status"]
+    assert out["stars"].tolist() == [""] * 5 + ["1"] and out["extra"][5] == '{"a": [1]}'
+    assert main([str(source), *model, "--output", str(tmp_path / "o.parquet")]) == 0
+    table = pq.read_table(tmp_path / "o.parquet")
+    assert table.column("stars").to_pylist() == [None] * 5 + [1] and table.num_rows == 6
+
+
+def test_a_failed_resume_never_deletes_finished_parts(exported, tmp_path, capsys):
+    source = tmp_path / "r.csv"
+    reviews_frame(40).to_csv(source, index=False)
+    output = tmp_path / "out.csv"
+    parts = tmp_path / "out.csv.parts"
+    scorer = Scorer.load(exported["none"])
+
+    class Dies:
+        provider, folder, labels, calls = scorer.provider, scorer.folder, scorer.labels, 0
+
+        def logits(self, *args, **kwargs):
+            self.calls += 1
+            if self.calls > 2:
+                raise KeyboardInterrupt
+            return scorer.logits(*args, **kwargs)
+
+    cfg = BatchConfig(input=str(source), output=str(output), chunk_rows=10, model=str(exported["none"]))
+    with pytest.raises(KeyboardInterrupt):
+        score_file(cfg, Dies())
+    finished = sorted(p.name for p in parts.glob("part-*"))
+    assert finished == ["part-000000.csv", "part-000001.csv"]
+    assert main([str(source), "--output", str(output), "--chunk-rows", "10", "--resume", "--model", "nowhere"]) == 2
+    assert "model folder not found" in capsys.readouterr().err
+    assert sorted(p.name for p in parts.glob("part-*")) == finished  # still there
+    args = [str(source), "--output", str(output), "--chunk-rows", "10", "--model", str(exported["none"])]
+    assert main([*args, "--resume"]) == 0
+    assert main([*args, "--output", str(tmp_path / "ref.csv")]) == 0
+    assert output.read_bytes() == (tmp_path / "ref.csv").read_bytes()
+
+
+def test_a_second_run_on_the_same_output_is_refused(exported, tmp_path, capsys):
+    source = tmp_path / "r.csv"
+    reviews_frame(3).to_csv(source, index=False)
+    with output_lock(tmp_path / "r.scored.csv"):
+        assert main([str(source), "--model", str(exported["int8"])]) == 2
+    assert "another score-csv run is writing" in capsys.readouterr().err
+    assert main([str(source), "--model", str(exported["int8"])]) == 0  # the lock went with the first run
+    assert not list(tmp_path.glob(".*.lock"))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("reviews.2024.csv", "reviews.2024.scored.csv"),
+        ("reviews.2023.csv", "reviews.2023.scored.csv"),
+        ("r.tsv", "r.scored.tsv"),
+        ("r.jsonl", "r.scored.jsonl"),
+        ("r.parquet", "r.scored.parquet"),
+        ("r.json", "r.scored.json"),
+    ],
+)
+def test_default_output_keeps_the_whole_stem_and_the_format(name, expected):
+    assert Path(BatchConfig(input=f"data/{name}").output) == Path("data") / expected
+
+
+def test_json_array_files_are_read_and_written(exported, tmp_path):
+    rows = [{"id": i, "review": "great film" if i % 2 else "awful, boring"} for i in range(7)]
+    source = tmp_path / "r.json"
+    source.write_text(json.dumps(rows, indent=2))
+    assert main([str(source), "--model", str(exported["none"]), "--chunk-rows", "3"]) == 0
+    out = json.loads((tmp_path / "r.scored.json").read_text())
+    assert [r["id"] for r in out] == list(range(7)) and all(r["status"] == "ok" for r in out)
+    assert [r["label"] for r in out] == [
+        p.label for p in Scorer.load(exported["none"]).predict([r["review"] for r in rows])
+    ]
+    not_array = tmp_path / "one.json"
+    not_array.write_text('{"review": "great"}')
+    assert main([str(not_array), "--model", str(exported["none"])]) == 2
+
+
+def test_duplicate_headers_are_made_unique_and_headers_escaped(exported, tmp_path):
+    source = tmp_path / "dup.csv"
+    source.write_text("text,text,=cmd\ngreat film,awful,1\n")
+    assert main([str(source), "--model", str(exported["int8"])]) == 0
+    lines = (tmp_path / "dup.scored.csv").read_text().splitlines()
+    assert lines[0] == "text,text.1,'=cmd,label,score,confidence,status"
+    assert lines[1].startswith("great film,awful,1,")
+
+
+def test_numbers_are_never_scored_as_reviews(exported, tmp_path, capsys):
+    source = tmp_path / "n.csv"
+    source.write_text("id,reviewer,what_they_said,stars\n1,ann,loved it,5\n2,bob,hated it,1\n")
+    assert main([str(source), "--model", str(exported["int8"])]) == 2
+    assert "could not find the text column" in capsys.readouterr().err
+    assert main([str(source), "--model", str(exported["int8"]), "--text-column", "id"]) == 0
+    out = pd.read_csv(tmp_path / "n.scored.csv", dtype=str, keep_default_na=False)
+    assert out["status"].tolist() == ["skipped: a number, not text"] * 2 and (out["label"] == "").all()

@@ -102,3 +102,53 @@ def test_evaluate_scores_an_exported_folder_like_the_pytorch_model(exported, tra
     torch_metrics = json.loads((tmp_path / "pt" / "metrics.json").read_text())
     assert onnx_metrics["confusion_matrix"] == torch_metrics["confusion_matrix"]
     assert onnx_metrics["roc_auc"] == pytest.approx(torch_metrics["roc_auc"], abs=1e-6)
+
+
+def test_export_accuracy_equals_evaluate_on_the_same_reviews(exported, trained_run, tmp_path):
+    import pandas as pd
+
+    from review_sentiment.export import validation_sample
+
+    training = json.loads((trained_run / "merged" / "training_manifest.json").read_text())
+    texts, labels = validation_sample(training, 40)
+    data = tmp_path / "validation.csv"
+    pd.DataFrame({"review": texts, "sentiment": labels}).to_csv(data, index=False)
+    for variant in ("none", "int8"):
+        out = tmp_path / variant
+        assert main(["evaluate", str(exported[variant]), "--dataset", str(data), "--output", str(out)]) == 0
+        evaluated = json.loads((out / "metrics.json").read_text())
+        manifest = json.loads((exported[variant] / "manifest.json").read_text())
+        measured = manifest["export_check"]["variants"][-1]
+        assert measured["reviews"] == evaluated["count"] == len(texts)
+        assert measured["accuracy"] == pytest.approx(evaluated["accuracy"], abs=1e-12)
+        assert manifest["validation_metrics"]["accuracy"] == measured["accuracy"]
+
+
+def test_measure_scores_each_review_against_its_own_label(exported):
+    from review_sentiment.export import measure
+
+    texts = toy_reviews(30, seed=8)["review"].tolist()
+    logits = Scorer.load(exported["none"]).logits(texts)
+    own = logits.argmax(axis=1)
+    row = measure(exported["none"], texts, own, logits)
+    assert row["accuracy"] == 1.0 and row["agreement"] == 1.0 and row["max_abs_logit_diff"] == 0.0
+    assert measure(exported["none"], texts, 1 - own, logits)["accuracy"] == 0.0
+
+
+def test_model_card_shows_the_served_variants_figures(exported):
+    card = (exported["int8"] / "README.md").read_text()
+    manifest = json.loads((exported["int8"] / "manifest.json").read_text())
+    assert "nan" not in card.lower() and "model-index:" in card
+    accuracy = manifest["validation_metrics"]["accuracy"]
+    assert f"{{type: accuracy, value: {accuracy:.4f}}}" in card and f"| accuracy | {accuracy:.4f} |" in card
+    assert "Measured on: int8 ONNX" in card
+
+
+def test_a_swapped_tokenizer_is_refused(exported, tmp_path):
+    broken = tmp_path / "swapped"
+    shutil.copytree(exported["none"], broken)
+    tokenizer = json.loads((broken / "tokenizer.json").read_text())
+    tokenizer["normalizer"] = None  # a different tokenizer: same shape, other token ids
+    (broken / "tokenizer.json").write_text(json.dumps(tokenizer))
+    with pytest.raises(UserError, match=r"tokenizer.json does not match the sha256"):
+        Scorer.load(broken)

@@ -60,3 +60,19 @@ def test_ray_plan_leaves_room_for_read_tasks():
     assert _plan({"CPU": 2.0}, "auto") == {"concurrency": 1, "num_gpus": 0, "num_cpus": 1, "threads": 1}
     assert _plan({"CPU": 16.0}, "cpu")["concurrency"] == 8
     assert _plan({"CPU": 16.0, "GPU": 4.0}, "auto")["concurrency"] == 4
+
+
+def test_ray_overwrite_replaces_and_a_file_name_gives_one_file(exported, tmp_path, local_ray):
+    folder = tmp_path / "csvs"
+    folder.mkdir()
+    for i in range(2):
+        toy_reviews(3, seed=i).to_csv(folder / f"part-{i}.csv", index=False)
+    model = str(exported["none"])
+    out = tmp_path / "scored"
+    for _ in range(2):  # a folder of CSV files needs no --input-format; a re-run replaces, never appends
+        summary = score_file(BatchConfig(input=str(folder), output=str(out), model=model, engine="ray", overwrite=True))
+        assert summary.rows == 6 and len(pd.read_parquet(out)) == 6
+    single = tmp_path / "scored.csv"
+    summary = score_file(BatchConfig(input=str(folder), output=str(single), model=model, engine="ray"))
+    assert single.is_file() and summary.rows == 6
+    assert pd.read_csv(single)["status"].eq("ok").all() and len(pd.read_csv(single)) == 6

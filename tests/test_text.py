@@ -45,3 +45,27 @@ def test_spec_round_trips_and_validates():
 
     with pytest.raises(ValueError, match="truncation"):
         TextSpec(128, "middle")
+
+
+def test_cleaning_keeps_text_that_is_not_a_tag():
+    assert clean_text("7 < 8 but > 6") == "7 < 8 but > 6"
+    assert clean_text("I <3 this film") == "I <3 this film"
+    assert clean_text("Great<br /><br />film<i>!</i>") == "Great film !"
+
+
+def test_cleaning_is_idempotent_on_generated_text():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    pieces = st.sampled_from(["<", ">", "/", "&", ";", "#", "!", "lt", "gt", "amp", "b", "i", "br", " ", "\n", "60"])
+    markup = st.sampled_from(["&lt;", "&gt;", "&amp;", "&#60;", "&#x3c;", "<br />", "<i>", "</b>", "&nbsp;"])
+    texts = st.lists(pieces | markup, max_size=30).map("".join) | st.text(max_size=60)
+
+    @settings(max_examples=3000, deadline=None, derandomize=True)
+    @given(texts)
+    def idempotent(text):
+        once = clean_text(text)
+        assert clean_text(once) == once
+
+    idempotent()
+    assert clean_text("&lt;i&gt;quoted&lt;/i&gt;") == clean_text(clean_text("&lt;i&gt;quoted&lt;/i&gt;"))

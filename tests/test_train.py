@@ -98,6 +98,9 @@ def test_evaluate_writes_metrics_and_plots(trained_run, tmp_path, capsys):
         (["--output", "{existing}"], "already exists; pass --overwrite to replace it or --resume to continue"),
         (["--resume"], "--resume: no checkpoint in {tmp}/out/checkpoint"),
         (["--max-length", "4"], "max_length must be between 8 and 4096"),
+        (["--max-length", "512"], "--max-length 512 is more than"),
+        (["--checkpoint-every", "0"], "--checkpoint-every must be at least 1"),
+        (["--log-every", "0"], "--log-every must be at least 1"),
     ],
 )
 def test_errors_are_one_clear_line(tiny_base, toy_csv, tmp_path, capsys, extra, message):
@@ -110,3 +113,37 @@ def test_errors_are_one_clear_line(tiny_base, toy_csv, tmp_path, capsys, extra, 
     err = capsys.readouterr().err.strip().splitlines()
     assert fill(message) in err[-1]
     assert not any("Traceback" in line for line in err)
+
+
+def test_a_kill_between_the_checkpoint_renames_loses_nothing(tiny_base, toy_csv, trained_run, tmp_path):
+    out = tmp_path / "killed"
+    assert main(train_args(tiny_base, toy_csv, out, "--stop-after-steps", "37")) == 0
+    # save_checkpoint moves the previous checkpoint aside before renaming the new one into place:
+    # a kill in between leaves only checkpoint.old.
+    (out / "checkpoint").rename(out / "checkpoint.old")
+    assert main(train_args(tiny_base, toy_csv, out, "--resume")) == 0
+    full = load_file(trained_run / "adapter" / "adapter_model.safetensors")
+    resumed = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert all(torch.equal(full[name], resumed[name]) for name in full)
+
+
+def test_a_checkpoint_that_does_not_fit_the_model_is_refused(tiny_base, toy_csv, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    out = tmp_path / "renamed"
+    assert main(train_args(tiny_base, toy_csv, out, "--stop-after-steps", "10")) == 0
+    weights = load_file(out / "checkpoint" / "trainable.safetensors")
+    save_file(
+        {k.replace("lora_A", "lora_down"): v for k, v in weights.items()}, out / "checkpoint" / "trainable.safetensors"
+    )
+    assert main(train_args(tiny_base, toy_csv, out, "--resume")) == 2
+    assert "does not fit this model" in capsys.readouterr().err
+
+
+def test_a_run_that_learned_nothing_says_so(tiny_base, toy_csv, tmp_path, caplog):
+    out = tmp_path / "nothing"
+    assert main(train_args(tiny_base, toy_csv, out, "--lr", "1e-9", "--epochs", "1")) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "has not learned the task" in metrics["warning"]
+    assert "has not learned the task" in (out / "README.md").read_text()
+    assert "!!! the model has not learned" in caplog.text

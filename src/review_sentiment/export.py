@@ -20,7 +20,7 @@ import numpy as np
 
 from . import __version__
 from .errors import UserError
-from .metrics import classification_metrics, predicted_classes, probabilities
+from .metrics import agreement, classification_metrics, predicted_classes, probabilities
 from .runtime import MANIFEST, MODEL_FILE, RUNTIME_FILES, Scorer, sha256_of
 
 log = logging.getLogger(__name__)
@@ -217,7 +217,7 @@ def measure(
         return row
     probs = probabilities(logits)
     if reference is not None:
-        row["agreement"] = float((predicted_classes(probs) == predicted_classes(probabilities(reference))).mean())
+        row["agreement"] = agreement(predicted_classes(probs), predicted_classes(probabilities(reference)))
         row["max_abs_logit_diff"] = float(np.abs(logits - reference).max())
     if labels is not None:
         metrics = classification_metrics(labels, probs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,22 @@ def predicted_classes(probs: np.ndarray) -> np.ndarray:
     Every stage (training's evaluation, export's check, score-csv, the app, Ray) decides through this.
     """
     return np.asarray(probs).argmax(axis=-1)
+
+
+def agreement(first: Sequence, second: Sequence) -> float:
+    """Share of rows where two runs gave the same label; the runs must cover the same rows."""
+    if len(first) != len(second):
+        raise ValueError(f"cannot compare {len(first)} labels with {len(second)}: not the same rows")
+    return float(np.mean(np.asarray(first) == np.asarray(second))) if len(first) else float("nan")
+
+
+def label_accuracy(gold: np.ndarray, predicted: Sequence[str], labels: Sequence[str]) -> float:
+    """Accuracy of predicted label names against gold class indices (row i against row i)."""
+    index = {name: i for i, name in enumerate(labels)}
+    unknown = sorted(set(predicted) - index.keys())
+    if unknown:
+        raise ValueError(f"predicted labels {unknown} are not among {list(labels)}")
+    return agreement(np.asarray(gold), [index[name] for name in predicted])
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> float:

@@ -42,12 +42,18 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def may_have_nvidia_gpu() -> bool:
-    """False only where it is known: on Linux, no NVIDIA driver lists a GPU. Elsewhere the session tries."""
+def may_have_nvidia_gpu(root: Path = Path("/")) -> bool:
+    """False only where it is known: on Linux, no NVIDIA driver lists a GPU. Elsewhere the session tries.
+
+    The driver lists GPUs under /proc/driver/nvidia/gpus; WSL 2 has no such folder but a /dev/dxg
+    device, and some containers only the /dev/nvidia* device nodes.
+    """
     if not sys.platform.startswith("linux"):
         return True
-    gpus = Path("/proc/driver/nvidia/gpus")
-    return gpus.is_dir() and any(gpus.iterdir())
+    gpus = root / "proc/driver/nvidia/gpus"
+    if gpus.is_dir() and any(gpus.iterdir()):
+        return True
+    return (root / "dev/dxg").exists() or (root / "dev/nvidia0").exists()
 
 
 def _wanted_providers(provider: str, quantization: str) -> list[str]:

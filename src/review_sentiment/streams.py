@@ -401,7 +401,8 @@ def _json_array(lines: DecodedLines, source: str) -> Iterator[tuple[int, dict | 
         while True:
             try:
                 value, end = decoder.raw_decode(buffer, pos)
-                break
+                if end < len(buffer) or done or not more():
+                    break  # a value that reaches the end of the buffer (a number) may go on in the next block
             except json.JSONDecodeError as error:
                 if done or not more():
                     raise UserError(f"{source}: invalid JSON in item {item + 1} ({error.msg})") from None

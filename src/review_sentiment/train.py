@@ -225,7 +225,11 @@ def train(cfg: TrainConfig) -> Path:
     encoder = ReviewEncoder(tokenizer.backend_tokenizer, cfg.spec)
     train_ids, val_ids = encoder.encode(train_set.texts), encoder.encode(val_set.texts)
     lengths = np.array([len(s) for s in train_ids])
-    model = add_lora(load_classifier(cfg.base_model), cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+    base = load_classifier(cfg.base_model)
+    limit = getattr(base.config, "max_position_embeddings", None)
+    if limit and cfg.max_length > limit:
+        raise UserError(f"--max-length {cfg.max_length} is more than {cfg.base_model} can read ({limit} positions)")
+    model = add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     model.to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info(
