@@ -6,7 +6,7 @@ to its model card: the exact training and export commands, code commit, machine,
 The default run was trained with:
     sentiment train --base-model minilm --dataset ../shared/data/imdb_train.parquet \
         --output runs/default-minilm --epochs 1.2 --lr 5e-4 --batch-size 16 --eval-every 300 \
-        --patience 4 --checkpoint-every 50 --time-limit 100 --log-every 25
+        --patience 4 --checkpoint-every 50 --time-limit 110 --log-every 25
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def main() -> None:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
     provenance = f"""
 ## Provenance of the bundled default model
-- Training command (package code at export: commit `{commit}`; training began from the first, then uncommitted, version of this code):
+- Training command (package code at export: commit `{commit}`; the run started from an earlier, uncommitted state of the same session's code, whose later training-side changes do not alter what a run computes):
   ```
   {TRAIN_COMMAND}
   ```

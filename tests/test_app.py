@@ -45,10 +45,21 @@ def test_long_reviews_are_explained_by_sentence_with_bounded_cost():
 
 def test_analyze_handles_empty_huge_and_truncated_input(scorer):
     assert analyze(scorer, "   ") == ({}, [], "Type or paste a review first.")
+    assert "the app takes up to 200,000" in analyze(scorer, "great " * 40_000)[2]
     confidences, words, note = analyze(scorer, "great " * 30_000)
     assert set(confidences) == {"negative", "positive"} and abs(sum(confidences.values()) - 1) < 1e-6
-    assert "Only the first 20,000 characters were read" in note and "head+tail" in note
+    assert "head+tail" in note
     assert len(words) <= 48
+
+
+def test_the_app_reads_a_long_review_as_score_csv_does(bag_of_words_model):
+    scorer = Scorer.load(bag_of_words_model)
+    # 26,000 characters: negative at the start, positive at the end (the tail the model reads).
+    text = "the film was awful and boring. " * 700 + "great wonderful loved it. " * 100
+    confidences, _, _ = analyze(scorer, text)
+    assert (
+        confidences["positive"] == pytest.approx(scorer.predict(text).score, abs=1e-7) and confidences["positive"] > 0.5
+    )
 
 
 def test_batch_tab_uses_the_batch_scorer(scorer, tmp_path):

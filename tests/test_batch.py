@@ -308,4 +308,75 @@ def test_numbers_are_never_scored_as_reviews(exported, tmp_path, capsys):
     assert "could not find the text column" in capsys.readouterr().err
     assert main([str(source), "--model", str(exported["int8"]), "--text-column", "id"]) == 0
     out = pd.read_csv(tmp_path / "n.scored.csv", dtype=str, keep_default_na=False)
-    assert out["status"].tolist() == ["skipped: a number, not text"] * 2 and (out["label"] == "").all()
+    assert out["status"].tolist() == ["skipped: no words"] * 2 and (out["label"] == "").all()
+    ids_first = tmp_path / "ids.csv"
+    ids_first.write_text("text,review,when\n1,great movie,2024-01-01\n2,awful,2024-01-02\n")
+    assert main([str(ids_first), "--model", str(exported["int8"])]) == 0  # `text` holds ids: `review` is read
+    out = pd.read_csv(tmp_path / "ids.scored.csv", dtype=str, keep_default_na=False)
+    assert out["status"].tolist() == ["ok", "ok"]
+    words = tmp_path / "w.csv"
+    words.write_text('review\n"1,234"\n4/5\n$12\n50%\n2024-01-01\n10/10 great\n')
+    assert main([str(words), "--model", str(exported["int8"])]) == 0
+    statuses = pd.read_csv(tmp_path / "w.scored.csv")["status"].tolist()
+    assert statuses == ["skipped: no words"] * 5 + ["ok"]
+
+
+def test_hostile_csv_corners(exported, tmp_path, capsys):
+    model = ["--model", str(exported["int8"])]
+    header = tmp_path / "h.csv"
+    header.write_text('"id,text\n1,x\n')  # the header's quote never closes: no row may vanish silently
+    assert main([str(header), *model]) == 2
+    assert "opens a quote that is never closed" in capsys.readouterr().err
+    blank = tmp_path / "b.csv"
+    blank.write_text("id,text\n1,good\n   \n\t\n2,bad\n")
+    assert main([str(blank), *model]) == 0
+    assert pd.read_csv(tmp_path / "b.scored.csv")["id"].tolist() == [1, 2]  # as pandas reads it
+    assert main([str(blank), *model, "--output", str(blank / "x.csv")]) == 2
+    assert main([str(blank), *model, "--output", "/proc/no/such/x.csv"]) == 2
+    assert main([str(tmp_path), *model]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    utf16 = tmp_path / "u.csv"
+    utf16.write_bytes("text\ngreat\n".encode("utf-16"))
+    assert main([str(utf16), *model]) == 2 and "--encoding utf-16" in capsys.readouterr().err
+    assert main([str(utf16), *model, "--encoding", "utf-16", "--overwrite"]) == 0
+
+
+def test_json_corners_big_integers_items_and_trailing_text(exported, tmp_path, capsys):
+    model = ["--model", str(exported["int8"])]
+    big = tmp_path / "big.jsonl"
+    big.write_text('{"id": 18446744073709551615, "text": "great"}\n{"id": 1, "text": "awful"}\n')
+    assert main([str(big), *model, "--output", str(tmp_path / "big.parquet")]) == 0
+    assert pq.read_table(tmp_path / "big.parquet").column("id").to_pylist() == ["18446744073709551615", "1"]
+    items = tmp_path / "items.json"
+    items.write_text('[{"text": "great"}, 5, {"text": "awful"}]')
+    assert main([str(items), *model]) == 2
+    assert "malformed input at item 2: a JSON int, not an object" in capsys.readouterr().err
+    assert main([str(items), *model, "--on-bad-lines", "report"]) == 0
+    assert json.loads((tmp_path / "items.scored.json").read_text())[1]["status"].startswith("bad item 2:")
+    junk = tmp_path / "junk.json"
+    junk.write_text('[{"text": "great"}] garbage')
+    assert main([str(junk), *model]) == 2 and "text after the end of the JSON array" in capsys.readouterr().err
+
+
+def test_a_resumed_run_reports_its_own_speed_and_parquet_keeps_nan(exported, tmp_path):
+    import pyarrow as pa
+
+    from review_sentiment.batch import Summary
+
+    summary = Summary(rows=10, scored=10, scored_now=4, seconds=2.0)
+    assert "2.0 reviews/s" in summary.text()
+    source = tmp_path / "nan.parquet"
+    pq.write_table(pa.table({"text": ["great", "", "awful"], "x": [float("nan"), 1.5, None]}), source)
+    assert main([str(source), "--model", str(exported["int8"])]) == 0
+    out = pq.read_table(tmp_path / "nan.scored.parquet")
+    x = out.column("x").to_pylist()
+    assert x[0] != x[0] and x[1:] == [1.5, None]  # NaN stays NaN, null stays null
+    assert out.column("score").to_pylist()[1] is None  # a row with no score has a null score
+
+
+def test_broken_pipe_is_not_a_traceback(exported, tmp_path):
+    source = tmp_path / "r.csv"
+    reviews_frame(3000).to_csv(source, index=False)
+    pipeline = f"{' '.join(SCORE_CSV)} {source} --model {exported['int8']} --output - --chunk-rows 100 | head -c 100"
+    result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in result.stderr

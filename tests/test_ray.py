@@ -51,7 +51,7 @@ def test_ray_engine_equals_local_engine(exported, tmp_path, local_ray):
     assert distributed["review"].tolist() == local["review"].tolist()
     assert distributed["status"].tolist() == local["status"].tolist()
     assert distributed["label"].fillna("").tolist() == local["label"].fillna("").tolist()
-    pd.testing.assert_series_equal(distributed["score"], local["score"], atol=1e-5, check_dtype=False)
+    pd.testing.assert_series_equal(distributed["score"].astype(float), local["score"].astype(float), atol=1e-5)
 
 
 def test_ray_plan_leaves_room_for_read_tasks():
@@ -76,3 +76,14 @@ def test_ray_overwrite_replaces_and_a_file_name_gives_one_file(exported, tmp_pat
     summary = score_file(BatchConfig(input=str(folder), output=str(single), model=model, engine="ray"))
     assert single.is_file() and summary.rows == 6
     assert pd.read_csv(single)["status"].eq("ok").all() and len(pd.read_csv(single)) == 6
+
+
+def test_ray_refuses_what_its_readers_cannot_read_with_one_line(exported, tmp_path, local_ray):
+    from review_sentiment.errors import UserError
+
+    source = tmp_path / "dup.csv"
+    source.write_text("text,text,id\ngreat,awful,1\n")
+    with pytest.raises(UserError, match="try --engine local"):
+        score_file(
+            BatchConfig(input=str(source), output=str(tmp_path / "o"), model=str(exported["none"]), engine="ray")
+        )

@@ -50,6 +50,8 @@ def test_spec_round_trips_and_validates():
 def test_cleaning_keeps_text_that_is_not_a_tag():
     assert clean_text("7 < 8 but > 6") == "7 < 8 but > 6"
     assert clean_text("I <3 this film") == "I <3 this film"
+    assert clean_text("<<The Matrix>> rocks, <grin>") == "<<The Matrix>> rocks, <grin>"
+    assert clean_text("<a" + " " * 300 + ">x") == clean_text(clean_text("<a" + " " * 300 + ">x")) == "x"
     assert clean_text("Great<br /><br />film<i>!</i>") == "Great film !"
 
 

@@ -19,17 +19,19 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .batch import BatchConfig, mostly_numbers, score_file
+from .batch import BatchConfig, score_file
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
 from .explain import explain, strength_colors
 from .runtime import Scorer
-from .streams import FORMATS, TableReader, format_of
+from .streams import FORMATS, TableReader, format_of, text_like
 
 log = logging.getLogger(__name__)
 
 MAX_UPLOAD_MB = 50
-MAX_REVIEW_CHARS = 20_000
+# Longer text is refused, never cut: cutting it would change what head+tail truncation reads, and the
+# app would disagree with score-csv on the same review.
+MAX_REVIEW_CHARS = 200_000
 EXAMPLES = [
     "An absolute delight from start to finish. The performances are warm and funny, and the last act had me in tears.",
     "A lifeless, plodding mess. The plot makes no sense and the dialogue is painful. I want those two hours back.",
@@ -54,10 +56,9 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     """Label confidences, highlighted words and a note for one review; friendly messages, no traces."""
     if not text or not text.strip():
         return {}, [], "Type or paste a review first."
-    note = ""
     if len(text) > MAX_REVIEW_CHARS:
-        text = text[:MAX_REVIEW_CHARS]
-        note += f"Only the first {MAX_REVIEW_CHARS:,} characters were read. "
+        return {}, [], too_long(text)
+    note = ""
     started = time.perf_counter()
     result = explain(scorer, text)
     if not result.units:
@@ -85,6 +86,13 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     return confidences, result.highlighted(scorer.labels), note
 
 
+def too_long(text: str) -> str:
+    return (
+        f"This review has {len(text):,} characters; the app takes up to {MAX_REVIEW_CHARS:,}. "
+        "Score longer texts with score-csv."
+    )
+
+
 def _clean_old_scratch(max_age_s: float = 3600) -> None:
     for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
         if time.time() - folder.stat().st_mtime > max_age_s:
@@ -102,7 +110,7 @@ def text_column_choice(upload: str) -> tuple[list[str], str | None]:
         chosen = detect_column(first, TEXT_COLUMNS, "text", None)
     except UserError:
         return columns, None
-    return columns, None if mostly_numbers(first[chosen]) else chosen
+    return columns, chosen if text_like(first[chosen]) else None
 
 
 def detect_text_column(upload: str | None) -> gr.Dropdown:
@@ -195,7 +203,7 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             review.submit(run, review, [label, words, note])
         with gr.Tab("Batch"):
             upload = gr.File(
-                label=f"Reviews file (CSV, TSV, Parquet, JSONL; up to {MAX_UPLOAD_MB} MB)",
+                label=f"Reviews file (CSV, TSV, Parquet, JSON Lines or JSON; up to {MAX_UPLOAD_MB} MB)",
                 file_types=list(FORMATS),
                 type="filepath",
                 elem_id="upload",
@@ -220,7 +228,9 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             """Label, probability of positive and confidence of one review, without an explanation."""
             if not text or not text.strip():
                 raise gr.Error("empty review")
-            p = scorer.predict(text[:MAX_REVIEW_CHARS])
+            if len(text) > MAX_REVIEW_CHARS:
+                raise gr.Error(too_long(text))
+            p = scorer.predict(text)
             return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}
 
         gr.api(predict, api_name="predict")

@@ -39,8 +39,8 @@ from .streams import (
     TableReader,
     close_json_array,
     format_of,
+    has_words,
     is_missing,
-    looks_numeric,
     to_arrow,
     write_rows,
 )
@@ -50,7 +50,7 @@ log = logging.getLogger(__name__)
 RESULT_COLUMNS = ("label", "score", "confidence", "status")
 RESULT_TYPES = {"label": pa.string(), "score": pa.float64(), "confidence": pa.float64(), "status": pa.string()}
 OUTPUT_FORMATS = ("csv", "tsv", "parquet", "jsonl", "json")
-NUMBER_STATUS = "skipped: a number, not text"
+NO_WORDS_STATUS = "skipped: no words"
 
 
 @dataclass
@@ -107,8 +107,8 @@ class BatchConfig:
             self.output = "-" if self.input == "-" else default_output(self.input, self.input_format)
         if self.batch_size < 1 or self.chunk_rows < 1:
             raise UserError("--batch-size and --chunk-rows must be positive")
-        if self.resume and self.output == "-":
-            raise UserError("--resume needs an output file, not stdout")
+        if self.resume and "-" in (self.input, self.output):
+            raise UserError("--resume needs an input file and an output file (stdin cannot be read again)")
 
 
 def default_output(source: str, input_format: str | None = None) -> str:
@@ -139,12 +139,6 @@ def empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
 
 
-def mostly_numbers(values: pd.Series) -> bool:
-    """True when the non-empty cells are numbers only (ids, stars): not a column of reviews."""
-    present = [v for v in values if not is_missing(v) and v != ""]
-    return bool(present) and all(looks_numeric(v) for v in present)
-
-
 def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str], list[str]]:
     """Each row's status ("ok" or why it is not scored) and the cleaned texts of the "ok" rows."""
     statuses, texts = [], []
@@ -157,8 +151,8 @@ def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str],
             statuses.append(f"skipped: not text ({type(value).__name__})")
         elif not (cleaned := clean_text(value)):
             statuses.append("skipped: empty")
-        elif looks_numeric(cleaned):
-            statuses.append(NUMBER_STATUS)  # an id or a star count is never scored as a review
+        elif not has_words(cleaned):
+            statuses.append(NO_WORDS_STATUS)  # an id, a date or a star count is never scored as a review
         else:
             statuses.append("ok")
             texts.append(cleaned)
@@ -181,8 +175,9 @@ def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_siz
     out = frame.copy()
     out.attrs = {}
     out[names["label"]] = label
-    out[names["score"]] = score.round(6)
-    out[names["confidence"]] = confidence.round(6)
+    # Nullable floats: a row with no score has a missing value (empty in CSV, null elsewhere).
+    out[names["score"]] = pd.array(score.round(6), dtype="Float64")
+    out[names["confidence"]] = pd.array(confidence.round(6), dtype="Float64")
     out[names["status"]] = statuses
     return out
 
@@ -193,6 +188,7 @@ class Summary:
     scored: int = 0
     skipped: int = 0
     bad_lines: int = 0
+    scored_now: int = 0  # scored by this run (a resumed run also counts what it found done)
     labels: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     provider: str = ""
@@ -222,7 +218,7 @@ class Summary:
         return ", ".join(f"{label} {count / self.scored:.1%}" for label, count in sorted(self.labels.items()))
 
     def text(self) -> str:
-        rate = self.scored / self.seconds if self.seconds else 0.0
+        rate = self.scored_now / self.seconds if self.seconds else 0.0
         return (
             f"rows {self.rows}, scored {self.scored}, skipped {self.skipped}, bad lines {self.bad_lines}; "
             f"{self.shares()}; {rate:.1f} reviews/s in {self.seconds:.1f} s on {self.provider}; "
@@ -259,7 +255,10 @@ def output_lock(output: Path) -> Iterator[None]:
         return
     lock_path = output.with_name(f".{output.name}.lock")
     for _ in range(5):
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as error:
+            raise UserError(f"cannot write beside {output}: {error.strerror}") from error
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -383,18 +382,25 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
         from .distributed import score_with_ray
 
         return score_with_ray(cfg)
+    if cfg.input != "-" and Path(cfg.input).is_dir():
+        raise UserError(f"{cfg.input} is a folder; score-csv reads one file (--engine ray reads folders)")
     in_fmt = cfg.input_format or ("csv" if cfg.input == "-" else format_of(cfg.input))
     to_stdout = cfg.output == "-"
     out_fmt = "csv" if to_stdout else format_of(cfg.output)
     output = Path(cfg.output)
     if not to_stdout and cfg.input != "-" and output.resolve() == Path(cfg.input).resolve():
         raise UserError("the output would replace the input; choose another --output")
+    if output.is_dir():
+        raise UserError(f"--output {output} is a folder; name a file (.csv, .tsv, .parquet, .jsonl or .json)")
     reader = TableReader(cfg.input, in_fmt, cfg.chunk_rows, cfg.encoding, cfg.on_bad_lines, stdin=sys.stdin.buffer)
     # The model loads before any output is touched: a model or provider error changes nothing on disk.
     scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads)
     if to_stdout:
         return _score_chunks(cfg, scorer, reader, None)
-    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror}") from error
     with output_lock(output):
         parts = Parts(output, out_fmt)
         parts.start(cfg.resume, cfg.overwrite, None if cfg.input == "-" else _fingerprint(cfg))
@@ -422,13 +428,14 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
             scored = score_frame(scorer, frame, text_column, cfg.batch_size)
             counts = Summary.counts(scored, names)
             summary.record(counts)
+            summary.scored_now += counts["scored"]
             if parts:
                 parts.write(index, scored, schema, cfg.raw, counts)
             else:
                 write_rows(scored, sys.stdout, "csv", first=index == 0, raw=cfg.raw)
                 sys.stdout.flush()
         bar.update(reader.bytes_read - bar.n) if reader.total_bytes else bar.update(len(frame))
-        bar.set_postfix(rows=summary.rows, rev_s=f"{summary.scored / max(time.monotonic() - started, 1e-9):.1f}")
+        bar.set_postfix(rows=summary.rows, rev_s=f"{summary.scored_now / max(time.monotonic() - started, 1e-9):.1f}")
     bar.close()
     if count == 0:  # no rows: the output still has the input's columns and ours
         schema = output_schema(reader.schema, result_names(reader.columns))
@@ -479,6 +486,10 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
             summary = score_file(cfg)
         except KeyboardInterrupt:
             raise UserError("interrupted: finished chunks are kept; continue with --resume") from None
+        except BrokenPipeError:
+            # The reader of stdout went away (`| head`): stop quietly, as other command-line tools do.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise UserError("stdout was closed before every row was written") from None
         print(summary.text(), file=sys.stderr)
 
     return run_guarded(run)

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .streams import numbers_only, text_like
 from .text import LABELS, clean_text
 
 log = logging.getLogger(__name__)
@@ -65,21 +66,30 @@ def _normal(name: str) -> str:
 
 
 def detect_column(frame: pd.DataFrame, candidates: tuple[str, ...], wanted: str, given: str | None) -> str:
-    """The column named by `given`, else the first of `candidates` present (case and spacing ignored)."""
+    """The column named by `given`, else the first of `candidates` present (case and spacing ignored).
+
+    For the text column a candidate holding only numbers (a `text` column of ids) is passed over for
+    the one column holding text with words, where there is one.
+    """
     columns = [str(c) for c in frame.columns]
     if given is not None:
         if given not in columns:
             raise UserError(f"{wanted} column {given!r} not found; columns are: {', '.join(columns)}")
         return given
-    by_normal = {_normal(c): c for c in columns}
+    usable = (lambda c: not numbers_only(frame[c])) if wanted == "text" else (lambda c: True)
+    by_normal = {}
+    for c in columns:
+        by_normal.setdefault(_normal(c), c)
     for candidate in candidates:
-        if candidate in by_normal:
+        if candidate in by_normal and usable(by_normal[candidate]):
             return by_normal[candidate]
     if wanted == "text":
-        # Fall back to the only column holding strings, if there is exactly one.
-        strings = [c for c in columns if frame[c].dtype == object or pd.api.types.is_string_dtype(frame[c])]
-        if len(strings) == 1:
-            return strings[0]
+        texts = [c for c in columns if text_like(frame[c])]
+        if len(texts) == 1:
+            return texts[0]
+        named = [by_normal[c] for c in candidates if c in by_normal]
+        if named:  # numbers only, and nothing else to read: its rows will say they have no words
+            return named[0]
     raise UserError(
         f"could not find the {wanted} column; columns are: {', '.join(columns)} (name it with --{wanted}-column)"
     )

@@ -7,6 +7,7 @@ in another order. Install with the `[ray]` extra.
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import glob
 import logging
@@ -142,11 +143,22 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     model = str(resolve_model_folder(cfg.model))
-    dataset = readers[fmt](paths)
-    columns = dataset.schema().names
-    import pandas as pd
+    try:
+        return _score(cfg, readers[fmt](paths), model, output, single_file)
+    except ray.exceptions.RayError as error:
+        cause = str(error).strip().splitlines()[-1][:300]
+        raise UserError(
+            f"Ray could not read or score {cfg.input}: {cause}. Ray's readers are stricter than the local engine's "
+            "(duplicate column names and short CSV rows fail there): try --engine local"
+        ) from error
 
-    text_column = detect_column(pd.DataFrame(columns=columns), TEXT_COLUMNS, "text", cfg.text_column)
+
+def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool) -> Summary:
+    import pandas as pd
+    import ray
+
+    columns = dataset.schema().names
+    text_column = detect_column(pd.DataFrame(dataset.take(200), columns=columns), TEXT_COLUMNS, "text", cfg.text_column)
     plan = _plan(ray.cluster_resources(), cfg.provider)
     log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["concurrency"], plan["num_cpus"], plan["num_gpus"])
     started = time.monotonic()
@@ -167,20 +179,26 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
     )
     summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output)
     names = result_names(columns)
-    if cfg.overwrite:
-        _clear(output)
-    if single_file:
+    if single_file:  # replaced atomically at the end, under the output's lock
         _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary)
     else:
-        scored.write_parquet(output)
-        for batch in (
-            ray.data.read_parquet(output)
-            .select_columns([names["status"], names["label"]])
-            .iter_batches(batch_format="pandas")
-        ):
-            summary.record(Summary.counts(batch, names))
+        _write_folder(scored, output, names, cfg.overwrite, summary)
     summary.seconds = time.monotonic() - started
+    summary.scored_now = summary.scored
     return summary
+
+
+def _write_folder(scored, output: str, names: dict[str, str], overwrite: bool, summary: Summary) -> None:
+    """Parquet shards into a folder (or URI); --overwrite empties it first, so no old shard remains."""
+    import ray
+
+    with output_lock(Path(output)) if "://" not in output else contextlib.nullcontext():
+        if overwrite:
+            _clear(output)
+        scored.write_parquet(output)
+    shards = ray.data.read_parquet(output).select_columns([names["status"], names["label"]])
+    for batch in shards.iter_batches(batch_format="pandas"):
+        summary.record(Summary.counts(batch, names))
 
 
 def default_ray_output(first: str) -> str:

@@ -255,7 +255,10 @@ class Scorer:
         if verify_checksum:
             verify_files(folder, manifest)
         spec = TextSpec.from_dict(manifest["text_spec"])
-        encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
+        try:
+            encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
+        except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
+            raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
         session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
         scorer = cls(folder, session, encoder, manifest)
         log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)

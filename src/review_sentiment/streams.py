@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -24,6 +24,7 @@ import pandas as pd
 import pyarrow as pa
 
 from .errors import UserError
+from .text import clean_text
 
 BadLines = Literal["error", "skip", "report"]
 Format = Literal["csv", "tsv", "parquet", "jsonl", "json"]
@@ -59,32 +60,45 @@ def is_missing(value: object) -> bool:
     return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
 
 
-def looks_numeric(value: object) -> bool:
-    """A number, or text that is only a number: never a review."""
-    if isinstance(value, bool):
-        return False
-    return isinstance(value, int | float) or (isinstance(value, str) and bool(_NUMBER.match(value)))
+def has_words(text: str) -> bool:
+    """Whether a text has a letter at all: a number, a date, a price or "4/5" is never a review."""
+    return any(ch.isalpha() for ch in text)
+
+
+def text_like(values: Iterable) -> bool:
+    """A column of reviews: mostly text cells, some of them with words (ids, dates, stars have none)."""
+    present = [v for v in values if not is_missing(v) and v != ""]
+    strings = [v for v in present if isinstance(v, str)]
+    return bool(present) and 2 * len(strings) >= len(present) and any(has_words(clean_text(v)) for v in strings)
+
+
+def numbers_only(values: Iterable) -> bool:
+    """A column of ids, star counts or dates: every value has digits and no letter."""
+    present = [v for v in values if not is_missing(v) and v != ""]
+    return bool(present) and all(
+        not isinstance(v, str) or (any(ch.isdigit() for ch in v) and not has_words(v)) for v in present
+    )
 
 
 def unique_names(names: list[str]) -> list[str]:
-    """Duplicated names made unique the way pandas does: `text, text, id` → `text, text.1, id`."""
-    seen: set[str] = set()
-    out = []
-    for name in names:
-        new, i = name, 0
-        while new in seen:
-            i += 1
-            new = f"{name}.{i}"
-        seen.add(new)
-        out.append(new)
-    return out
+    """Duplicated names made unique exactly as pandas' CSV reader does: `text, text, text.1` →
+    `text, text.2, text.1` (a new name never takes one the header already has)."""
+    names, counts = list(names), {}
+    for i, name in enumerate(names):
+        new, count = name, counts.get(name, 0)
+        while count > 0:
+            counts[name] = count + 1
+            new = f"{name}.{count}"
+            count = count + 1 if new in names else counts.get(new, 0)
+        names[i] = new
+        counts[new] = count + 1
+    return names
 
 
 @dataclass
 class BadLine:
     line: int
     reason: str
-    fields: list[str] = field(default_factory=list)
 
 
 class DecodedLines:
@@ -109,9 +123,11 @@ class DecodedLines:
             return self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
             offset = self.bytes_read + error.start
+            hint = "for example latin-1 or cp1252"
+            if offset < 2 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                hint = "it starts like UTF-16: --encoding utf-16"
             raise UserError(
-                f"input is not valid {self.encoding} at byte offset {offset}; "
-                "pass its encoding with --encoding (for example latin-1 or cp1252)"
+                f"input is not valid {self.encoding} at byte offset {offset}; pass its encoding with --encoding ({hint})"
             ) from error
 
     def __iter__(self) -> Iterator[str]:
@@ -153,13 +169,15 @@ class _CountedLines:
     def __init__(self, lines: Iterable[str]) -> None:
         self._lines = iter(lines)
         self.exhausted = False
+        self.last = ""
 
     def __iter__(self) -> _CountedLines:
         return self
 
     def __next__(self) -> str:
         try:
-            return next(self._lines)
+            self.last = next(self._lines)
+            return self.last
         except StopIteration:
             self.exhausted = True
             raise
@@ -185,6 +203,7 @@ class TableReader:
         self.encoding, self.on_bad_lines = encoding, on_bad_lines
         self.stdin = stdin
         self.bad_lines: list[BadLine] = []
+        self.unit = "item" if fmt == "json" else "line"
         self.columns: list[str] = []
         self.schema: pa.Schema | None = None
         self._lines: DecodedLines | None = None
@@ -238,18 +257,17 @@ class TableReader:
                 yield batch.to_pandas(types_mapper=pd.ArrowDtype)
 
     # Bad lines ---------------------------------------------------------------------------------
-    def _bad(self, line: int, reason: str, fields: list[str]) -> BadLine | None:
+    def _bad(self, line: int, reason: str) -> BadLine | None:
+        """`line`: the line number, or for a JSON array the item number."""
         if self.on_bad_lines == "error":
-            raise UserError(f"malformed input at line {line}: {reason} (use --on-bad-lines skip or report)")
-        bad = BadLine(line, reason, fields)
+            where = f"{self.unit} {line}"
+            raise UserError(f"malformed input at {where}: {reason} (use --on-bad-lines skip or report)")
+        bad = BadLine(line, reason)
         self.bad_lines.append(bad)
         return bad if self.on_bad_lines == "report" else None
 
     def _frame(self, rows: list, flags: list[str]) -> pd.DataFrame:
         frame = pd.DataFrame(rows, columns=self.columns, dtype=object)
-        if not rows:
-            frame = pd.DataFrame({c: pd.Series(dtype=object) for c in self.columns})
-        frame.columns = self.columns  # duplicate-free already; keeps names pandas would not re-mangle
         frame.attrs["bad_line"] = flags
         return frame
 
@@ -266,14 +284,17 @@ class TableReader:
     def _records(self, lines: _CountedLines) -> Iterator[pd.DataFrame]:
         # Not strict: like pandas, a stray quote inside a field is a character, not an error.
         reader = csv.reader(lines, delimiter="\t" if self.fmt == "tsv" else ",", strict=False)
+        blank = " \r\n" if self.fmt == "tsv" else " \t\r\n"  # a tab is a field separator in TSV
         try:
             header = next(reader)
-            while not header:  # pandas skips blank lines before the header too
-                header = next(reader)
+            while not header or (len(header) == 1 and not lines.last.strip(blank)):
+                header = next(reader)  # pandas skips blank lines before the header too
         except StopIteration:
             raise UserError(f"{self.source} is empty: no header row") from None
         except csv.Error as error:
             raise UserError(f"could not parse the header of {self.source}: {error}") from error
+        if lines.exhausted:
+            raise UserError(f"the header of {self.source} opens a quote that is never closed")
         self.columns = unique_names(header)
         self.schema = pa.schema([(name, pa.string()) for name in self.columns])
         width, rows, flags = len(header), [], []
@@ -286,20 +307,20 @@ class TableReader:
             except csv.Error as error:
                 # The csv module's state after an error is unknown: going on could split a row in two.
                 raise UserError(f"cannot parse line {reader.line_num}: {error}") from error
-            if not record:
-                continue  # a blank line is no row (as in pandas)
+            if not record or (len(record) == 1 and reader.line_num == first_line and not lines.last.strip(blank)):
+                continue  # a blank line, or one of spaces only, is no row (as in pandas)
             flag = ""
             if lines.exhausted:
                 # csv.reader asked for a line after the last: a quoted field never closed.
                 reason = (
                     f"a quoted field opened on line {first_line} is never closed (the rest of the file is one field)"
                 )
-                bad = self._bad(first_line, reason, record)
+                bad = self._bad(first_line, reason)
                 if not bad:
                     continue
                 record, flag = [""] * width, f"bad line {bad.line}: {reason}"
             elif len(record) > width:
-                bad = self._bad(first_line, f"{len(record)} fields, expected {width}", record)
+                bad = self._bad(first_line, f"{len(record)} fields, expected {width}")
                 if not bad:
                     continue
                 record, flag = record[:width], f"bad line {bad.line}: {bad.reason}"
@@ -340,10 +361,10 @@ class TableReader:
         for number, record, reason in self._json_records():
             flag = ""
             if record is None:
-                bad = self._bad(number, reason, [])
+                bad = self._bad(number, reason)
                 if not bad:
                     continue
-                record, flag = {}, f"bad line {bad.line}: {bad.reason}"
+                record, flag = {}, f"bad {self.unit} {bad.line}: {bad.reason}"
             records.append([record.get(c) for c in self.columns])
             flags.append(flag)
             if len(records) == self.chunk_rows:
@@ -401,20 +422,27 @@ def _json_array(lines: DecodedLines, source: str) -> Iterator[tuple[int, dict | 
         while True:
             try:
                 value, end = decoder.raw_decode(buffer, pos)
-                if end < len(buffer) or done or not more():
-                    break  # a value that reaches the end of the buffer (a number) may go on in the next block
             except json.JSONDecodeError as error:
-                if done or not more():
-                    raise UserError(f"{source}: invalid JSON in item {item + 1} ({error.msg})") from None
+                # An item cut by the end of the block reads as an error near its end (or as an
+                # unterminated string): read on. An error inside the text is the file's own.
+                cut = error.pos >= len(buffer) - 16 or error.msg.startswith("Unterminated string")
+                if cut and not done and more():
+                    continue
+                raise UserError(f"{source}: invalid JSON in item {item + 1} ({error.msg})") from None
+            if not done and len(buffer) - end < 64 and more():
+                continue  # a number may go on in the next block: decide with text after it in hand
+            break
         pos = end
         item += 1
         if isinstance(value, dict):
             yield item, value, ""
         else:
-            yield item, None, f"item {item} is a JSON {type(value).__name__}, not an object"
+            yield item, None, f"a JSON {type(value).__name__}, not an object"
         separator = skip_space()
         pos += 1
         if separator == "]":
+            if skip_space():
+                raise UserError(f"{source}: text after the end of the JSON array")
             return
         if separator != ",":
             raise UserError(f"{source}: expected ',' or ']' after item {item} of the JSON array")
@@ -426,7 +454,7 @@ def _json_kind(value: object) -> str:
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
-        return "int"
+        return "int" if -(2**63) <= value < 2**63 else "string"  # beyond int64: kept as its digits
     if isinstance(value, float):
         return "float"
     return "string"  # strings, and objects or arrays written as JSON text
@@ -472,8 +500,8 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
         values = frame[column]
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             arrays.append(pa.array([as_text(v) for v in values], type=kind))
-        else:
-            arrays.append(pa.array([None if is_missing(v) else v for v in values], type=kind, from_pandas=True))
+        else:  # a float NaN of the input stays NaN; only None and NA are missing
+            arrays.append(pa.array([None if v is None or v is pd.NA else v for v in values], type=kind))
     return pa.Table.from_arrays(arrays, schema=schema)
 
 
@@ -519,7 +547,7 @@ def csv_line(cells: list[str], delimiter: str = ",") -> str:
 
 
 def _float(value: float) -> str:
-    return "" if math.isnan(value) else repr(value)
+    return "" if math.isnan(value) else repr(float(value))  # numpy 2's repr of a float64 says np.float64(…)
 
 
 def close_json_array(handle, wrote_rows: bool) -> None:

@@ -18,9 +18,129 @@ Truncation = Literal["head", "tail", "head+tail"]
 TRUNCATIONS: tuple[str, ...] = ("head", "tail", "head+tail")
 LABELS: tuple[str, str] = ("negative", "positive")
 
-# A tag starts right after "<" with a letter, "/" + letter, "!" or "?" (as in HTML): "7 < 8 but > 6" and
-# "I <3 it" are text, not tags. Bounded so a stray "<" cannot swallow a whole review.
-_TAG = re.compile(r"<(?:/?[A-Za-z][^<>]{0,200}|![^<>]{0,200}|\?[^<>]{0,200})>")
+# HTML element names: `<br />`, `</i>` and `<a href=…>` are tags; `<The Matrix>`, `I <3 it` and
+# `7 < 8 but > 6` are text. Bounded so a stray "<" cannot swallow a whole review.
+_TAG_NAMES = [
+    "a",
+    "abbr",
+    "acronym",
+    "address",
+    "area",
+    "article",
+    "aside",
+    "audio",
+    "b",
+    "base",
+    "basefont",
+    "bdi",
+    "bdo",
+    "big",
+    "blink",
+    "blockquote",
+    "body",
+    "br",
+    "button",
+    "canvas",
+    "caption",
+    "center",
+    "cite",
+    "code",
+    "col",
+    "colgroup",
+    "dd",
+    "del",
+    "details",
+    "dfn",
+    "dir",
+    "div",
+    "dl",
+    "dt",
+    "em",
+    "embed",
+    "fieldset",
+    "figcaption",
+    "figure",
+    "font",
+    "footer",
+    "form",
+    "frame",
+    "frameset",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "head",
+    "header",
+    "hr",
+    "html",
+    "i",
+    "iframe",
+    "img",
+    "input",
+    "ins",
+    "kbd",
+    "label",
+    "legend",
+    "li",
+    "link",
+    "main",
+    "mark",
+    "marquee",
+    "menu",
+    "meta",
+    "nav",
+    "nobr",
+    "noscript",
+    "object",
+    "ol",
+    "optgroup",
+    "option",
+    "p",
+    "param",
+    "pre",
+    "q",
+    "rp",
+    "rt",
+    "ruby",
+    "s",
+    "samp",
+    "script",
+    "section",
+    "select",
+    "small",
+    "source",
+    "span",
+    "strike",
+    "strong",
+    "style",
+    "sub",
+    "summary",
+    "sup",
+    "table",
+    "tbody",
+    "td",
+    "template",
+    "textarea",
+    "tfoot",
+    "th",
+    "thead",
+    "time",
+    "title",
+    "tr",
+    "track",
+    "tt",
+    "u",
+    "ul",
+    "var",
+    "video",
+    "wbr",
+]
+_TAG = re.compile(
+    r"<(?:/?(?:" + "|".join(sorted(_TAG_NAMES, key=len, reverse=True)) + r")(?=[\s/>])[^<>]{0,200}|!--.{0,200}?--)>",
+    re.IGNORECASE | re.DOTALL,
+)
 _SPACE = re.compile(r"\s+")
 
 
@@ -28,15 +148,15 @@ def clean_text(text: str) -> str:
     """Turn HTML tags (IMDB's `<br />`) into spaces, unescape entities and collapse whitespace.
 
     Idempotent, `clean_text(clean_text(x)) == clean_text(x)`, so text cleaned by one stage and cleaned
-    again by another scores the same: unescaping can reveal a tag (`&lt;i&gt;`) and removing a tag can
-    join one (`<i<b>>`), so both repeat until nothing changes.
+    again by another scores the same: unescaping can reveal a tag (`&lt;i&gt;`), removing a tag can
+    join one (`<i<b>>`) and collapsing spaces can shorten one, so all three repeat until nothing
+    changes. (So an escaped tag is removed like a tag, and a doubly escaped `&amp;amp;` becomes `&`.)
     """
     while True:
-        unescaped = _TAG.sub(" ", html.unescape(text))
-        if unescaped == text:
-            break
-        text = unescaped
-    return _SPACE.sub(" ", text).strip()
+        cleaned = _SPACE.sub(" ", _TAG.sub(" ", html.unescape(text))).strip()
+        if cleaned == text:
+            return cleaned
+        text = cleaned
 
 
 @dataclass(frozen=True)
