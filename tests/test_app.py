@@ -205,3 +205,9 @@ def test_verbose_flag_before_score(exported, tmp_path, capsys):
     toy_reviews(4).to_csv(source, index=False)
     assert main(["-v", "score", str(source), "--model", str(exported["int8"])]) == 0
     assert "rows 4, scored 4" in capsys.readouterr().err
+
+
+def test_the_app_refuses_what_score_csv_skips(bag_of_words_model):
+    scorer = Scorer.load(bag_of_words_model)
+    for text in ("12345", "10/10", "<br />"):
+        assert analyze(scorer, text)[:2] == ({}, []) and "no words" in analyze(scorer, text)[2]

@@ -380,3 +380,35 @@ def test_broken_pipe_is_not_a_traceback(exported, tmp_path):
     pipeline = f"{' '.join(SCORE_CSV)} {source} --model {exported['int8']} --output - --chunk-rows 100 | head -c 100"
     result = subprocess.run(["bash", "-c", pipeline], capture_output=True, text=True, timeout=300)
     assert "Traceback" not in result.stderr
+
+
+def test_json_output_is_strict_json_whatever_the_values(exported, tmp_path):
+    import datetime
+    import decimal
+
+    import pyarrow as pa
+
+    source = tmp_path / "odd.parquet"
+    table = pa.table(
+        {
+            "text": [
+                "great film",
+                "awful",
+                "bad \ud800 movie".encode("utf-16", "surrogatepass").decode("utf-16", "replace"),
+            ],
+            "v": [float("inf"), float("-inf"), float("nan")],
+            "when": [[datetime.datetime(2024, 1, 1)], [], None],
+            "price": pa.array([{"d": decimal.Decimal("1.50")}, None, None]),
+        }
+    )
+    pq.write_table(table, source)
+    for fmt in ("json", "jsonl", "csv"):
+        out = tmp_path / f"odd.{fmt}"
+        assert main([str(source), "--model", str(exported["int8"]), "--output", str(out)]) == 0
+    rows = json.loads((tmp_path / "odd.json").read_text(), parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    assert [r["v"] for r in rows] == [None, None, None] and rows[0]["when"] == ["2024-01-01 00:00:00"]
+    lone = tmp_path / "sur.jsonl"
+    lone.write_text('{"text": "bad \\ud800 movie awful", "x": "\\udc00"}\n')
+    assert main([str(lone), "--model", str(exported["int8"]), "--output", str(tmp_path / "sur.csv")]) == 0
+    out = pd.read_csv(tmp_path / "sur.csv", dtype=str)
+    assert out["status"].tolist() == ["ok"] and out["x"][0] == "\ufffd"

@@ -24,7 +24,8 @@ from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
 from .explain import explain, strength_colors
 from .runtime import Scorer
-from .streams import FORMATS, TableReader, format_of, text_like
+from .streams import FORMATS, TableReader, format_of, has_words, text_like
+from .text import clean_text
 
 log = logging.getLogger(__name__)
 
@@ -58,11 +59,11 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
         return {}, [], "Type or paste a review first."
     if len(text) > MAX_REVIEW_CHARS:
         return {}, [], too_long(text)
+    if not has_words(clean_text(text)):
+        return {}, [], NO_WORDS
     note = ""
     started = time.perf_counter()
     result = explain(scorer, text)
-    if not result.units:
-        return {}, [], "This review has no words left after removing HTML tags."
     spec = scorer.encoder.spec
     if result.truncated:
         head = scorer.encoder.budget // 4 if spec.truncation == "head+tail" else scorer.encoder.budget
@@ -84,6 +85,10 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     negative, positive = scorer.labels
     confidences = {positive: result.prediction.score, negative: 1 - result.prediction.score}
     return confidences, result.highlighted(scorer.labels), note
+
+
+# score-csv gives such rows the status "skipped: no words"; the app answers the same way.
+NO_WORDS = "This review has no words to read (only numbers, dates, symbols or HTML): nothing to score."
 
 
 def too_long(text: str) -> str:
@@ -230,6 +235,8 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
                 raise gr.Error("empty review")
             if len(text) > MAX_REVIEW_CHARS:
                 raise gr.Error(too_long(text))
+            if not has_words(clean_text(text)):
+                raise gr.Error(NO_WORDS)
             p = scorer.predict(text)
             return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}
 

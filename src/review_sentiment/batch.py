@@ -446,7 +446,7 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
             write_rows(empty_frame(schema), sys.stdout, "csv", first=True, raw=cfg.raw)
     if parts:
         parts.join(count, schema)
-    summary.bad_lines = len(reader.bad_lines)
+    summary.bad_lines = reader.bad_count
     summary.seconds = time.monotonic() - started
     _log_bad_lines(reader, cfg.on_bad_lines)
     if summary.rows and not summary.scored:
@@ -455,12 +455,12 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
 
 
 def _log_bad_lines(reader: TableReader, mode: str) -> None:
-    if not reader.bad_lines:
+    if not reader.bad_count:
         return
-    lines = ", ".join(str(b.line) for b in reader.bad_lines[:10])
+    lines = ", ".join(str(b.line) for b in reader.bad_lines)
     verb = "skipped" if mode == "skip" else "kept as rows with a status"
-    more = ", …" if len(reader.bad_lines) > 10 else ""
-    log.warning("%d malformed lines %s (lines %s%s)", len(reader.bad_lines), verb, lines, more)
+    more = ", …" if reader.bad_count > len(reader.bad_lines) else ""
+    log.warning("%d malformed lines %s (lines %s%s)", reader.bad_count, verb, lines, more)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,8 +480,8 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
 
     def run() -> None:
         cfg = config_from_args(BatchConfig, args)
-        if cfg.output != "-" and format_of(cfg.output) not in OUTPUT_FORMATS:
-            raise UserError(f"output must be one of .csv, .tsv, .parquet, .jsonl, .json, not {cfg.output}")
+        if cfg.output != "-" and FORMATS.get(Path(cfg.output).suffix.lower()) not in OUTPUT_FORMATS:
+            raise UserError(f"--output must end in .csv, .tsv, .parquet, .jsonl or .json, not {cfg.output}")
         try:
             summary = score_file(cfg)
         except KeyboardInterrupt:

@@ -184,7 +184,7 @@ class _CountedLines:
 
 
 class TableReader:
-    """Yields DataFrames of at most `chunk_rows` rows, in file order; `bad_lines` collects malformed ones.
+    """Yields DataFrames of at most `chunk_rows` rows, in file order; `bad_count` counts malformed lines.
 
     After iteration starts, `columns` holds the input's column names and `schema` the Arrow schema
     every chunk is written with.
@@ -202,7 +202,8 @@ class TableReader:
         self.source, self.fmt, self.chunk_rows = source, fmt, chunk_rows
         self.encoding, self.on_bad_lines = encoding, on_bad_lines
         self.stdin = stdin
-        self.bad_lines: list[BadLine] = []
+        self.bad_count = 0
+        self.bad_lines: list[BadLine] = []  # the first few, for messages: memory must not grow with the file
         self.unit = "item" if fmt == "json" else "line"
         self.columns: list[str] = []
         self.schema: pa.Schema | None = None
@@ -263,7 +264,9 @@ class TableReader:
             where = f"{self.unit} {line}"
             raise UserError(f"malformed input at {where}: {reason} (use --on-bad-lines skip or report)")
         bad = BadLine(line, reason)
-        self.bad_lines.append(bad)
+        self.bad_count += 1
+        if len(self.bad_lines) < 10:
+            self.bad_lines.append(bad)
         return bad if self.on_bad_lines == "report" else None
 
     def _frame(self, rows: list, flags: list[str]) -> pd.DataFrame:
@@ -295,7 +298,8 @@ class TableReader:
             raise UserError(f"could not parse the header of {self.source}: {error}") from error
         if lines.exhausted:
             raise UserError(f"the header of {self.source} opens a quote that is never closed")
-        self.columns = unique_names(header)
+        # An empty name is "Unnamed: i", as pandas names it.
+        self.columns = unique_names([name or f"Unnamed: {i}" for i, name in enumerate(header)])
         self.schema = pa.schema([(name, pa.string()) for name in self.columns])
         width, rows, flags = len(header), [], []
         while True:
@@ -374,6 +378,22 @@ class TableReader:
             yield self._frame(records, flags)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _no_lone_surrogates(value: object) -> object:
+    """A JSON escape can encode half a UTF-16 pair (`\\ud800`), which no UTF-8 text can hold: U+FFFD."""
+    if isinstance(value, str):
+        if not _SURROGATE.search(value):
+            return value
+        return value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(value, dict):
+        return {_no_lone_surrogates(k): _no_lone_surrogates(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_no_lone_surrogates(v) for v in value]
+    return value
+
+
 def _json_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict | None, str]]:
     for number, line in enumerate(lines, start=1):
         if not line.strip():
@@ -384,7 +404,7 @@ def _json_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict | None, str]]:
             yield number, None, f"invalid JSON ({error})"
             continue
         if isinstance(record, dict):
-            yield number, record, ""
+            yield number, _no_lone_surrogates(record), ""
         else:
             yield number, None, f"a JSON {type(record).__name__}, not an object"
 
@@ -435,7 +455,7 @@ def _json_array(lines: DecodedLines, source: str) -> Iterator[tuple[int, dict | 
         pos = end
         item += 1
         if isinstance(value, dict):
-            yield item, value, ""
+            yield item, _no_lone_surrogates(value), ""
         else:
             yield item, None, f"a JSON {type(value).__name__}, not an object"
         separator = skip_space()
@@ -486,7 +506,7 @@ def as_text(value: object) -> str | None:
     if isinstance(value, str):
         return value
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False)
+        return _to_json(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
@@ -508,11 +528,18 @@ def to_arrow(frame: pd.DataFrame, schema: pa.Schema) -> pa.Table:
 def _json_value(value: object) -> object:
     if is_missing(value):
         return None
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
+    if hasattr(value, "item") and not isinstance(value, dict | list):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # JSON has no NaN or infinity (pandas writes null too)
     if isinstance(value, str | int | float | bool | dict | list):
         return value
     return str(value)
+
+
+def _to_json(value: object) -> str:
+    """Strict JSON (no NaN/Infinity); dates, decimals and other values nested in lists or structs as text."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, default=str)
 
 
 def write_rows(frame: pd.DataFrame, handle, fmt: str, first: bool, raw: bool) -> None:
@@ -528,7 +555,7 @@ def write_rows(frame: pd.DataFrame, handle, fmt: str, first: bool, raw: bool) ->
         return
     names = [str(c) for c in frame.columns]
     for i, record in enumerate(frame.itertuples(index=False, name=None)):
-        line = json.dumps(dict(zip(names, map(_json_value, record), strict=True)), ensure_ascii=False)
+        line = _to_json(dict(zip(names, map(_json_value, record), strict=True)))
         if fmt == "jsonl":
             handle.write(line + "\n")
         else:
