@@ -30,6 +30,7 @@ settings.register_profile(
     "default", max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True
 )
 settings.register_profile("thorough", max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+settings.register_profile("random", max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 # Text that stresses CSV and JSON: delimiters, quotes, CR/LF, tabs, HTML, entities, any unicode but NUL.

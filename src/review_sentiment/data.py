@@ -68,28 +68,28 @@ def _normal(name: str) -> str:
 def detect_column(frame: pd.DataFrame, candidates: tuple[str, ...], wanted: str, given: str | None) -> str:
     """The column named by `given`, else the first of `candidates` present (case and spacing ignored).
 
-    For the text column a candidate holding only numbers (a `text` column of ids) is passed over for
-    the one column holding text with words, where there is one.
+    For the text column, a candidate holding only numbers (a `text` column of ids) gives way to a later
+    candidate holding text with words; with no candidate at all, the one column of text with words is
+    taken (never a guess between several).
     """
     columns = [str(c) for c in frame.columns]
     if given is not None:
         if given not in columns:
             raise UserError(f"{wanted} column {given!r} not found; columns are: {', '.join(columns)}")
         return given
-    usable = (lambda c: not numbers_only(frame[c])) if wanted == "text" else (lambda c: True)
-    by_normal = {}
+    by_normal: dict[str, str] = {}
     for c in columns:
         by_normal.setdefault(_normal(c), c)
-    for candidate in candidates:
-        if candidate in by_normal and usable(by_normal[candidate]):
-            return by_normal[candidate]
+    named = [by_normal[c] for c in candidates if c in by_normal]
     if wanted == "text":
+        wordy = [c for c in named if not numbers_only(frame[c])]
+        if named:
+            return (wordy or named)[0]  # numbers only: its rows will say they have no words
         texts = [c for c in columns if text_like(frame[c])]
         if len(texts) == 1:
             return texts[0]
-        named = [by_normal[c] for c in candidates if c in by_normal]
-        if named:  # numbers only, and nothing else to read: its rows will say they have no words
-            return named[0]
+    elif named:
+        return named[0]
     raise UserError(
         f"could not find the {wanted} column; columns are: {', '.join(columns)} (name it with --{wanted}-column)"
     )
