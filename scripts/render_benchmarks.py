@@ -19,6 +19,14 @@ def load(name: str) -> dict:
     return json.loads((OUT / name).read_text())
 
 
+def bf16_note(train: dict) -> str:
+    """Why bf16 can be the slower one: without native bf16 the CPU emulates it (auto then picks fp32)."""
+    speed = {r["precision"]: r["reviews_per_s"] for r in train["results"]}
+    if speed.get("bf16", 0) < speed.get("fp32", 0):
+        return " (this CPU has no native bf16, which it emulates slowly, so `--precision auto` trains in fp32 here)"
+    return ""
+
+
 def main() -> None:
     scoring, memory, app, train = load("scoring.json"), load("memory.json"), load("app.json"), load("train.json")
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
@@ -117,7 +125,8 @@ def main() -> None:
         f"{fp32['size_mb']:.0f} MB, too large to bundle). Validation accuracy (fp32 PyTorch, {metrics['count']} held-out "
         f"reviews, {manifest['data']['split']}): {metrics['accuracy']:.2%}. On the same {check['validation_sample']} "
         f"reviews int8 scores {int8['accuracy']:.2%} against fp32's {fp32['accuracy']:.2%} "
-        f"({100 * (fp32['accuracy'] - int8['accuracy']):.1f} points, label agreement {int8['agreement']:.2%}); "
+        f"({abs(100 * (fp32['accuracy'] - int8['accuracy'])):.1f} points "
+        f"{'lower' if int8['accuracy'] < fp32['accuracy'] else 'higher'}, label agreement {int8['agreement']:.2%}); "
         "export `--quantize none` where that matters more than size and speed. The model card "
         "(`default_model/README.md`) has the exact commands, commit, split, hyper-parameters, time and machine."
     )
@@ -136,6 +145,7 @@ def main() -> None:
             f"- App: a 300-word review explained in p50 {long_explain['p50_ms'] / 1000:.2f} s (p95 {long_explain['p95_ms'] / 1000:.2f} s).",
             "- Training (LoRA, MiniLM, 256 tokens): "
             + ", ".join(f"{r['reviews_per_s']:.1f} reviews/s {r['precision']}" for r in train["results"])
+            + bf16_note(train)
             + ".",
         ]
     )
