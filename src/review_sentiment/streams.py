@@ -579,12 +579,3 @@ def _float(value: float) -> str:
 
 def close_json_array(handle, wrote_rows: bool) -> None:
     handle.write("\n]\n" if wrote_rows else "[]\n")
-
-
-def read_back(path: Path, fmt: str) -> pd.DataFrame:
-    """A whole output file as pandas reads it (for tests and the app's preview)."""
-    if fmt == "parquet":
-        return pd.read_parquet(path)
-    if fmt in ("jsonl", "json"):
-        return pd.read_json(path, lines=fmt == "jsonl", dtype=False)
-    return pd.read_csv(path, sep="\t" if fmt == "tsv" else ",", dtype=str, keep_default_na=False)
