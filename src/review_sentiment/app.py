@@ -19,13 +19,12 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
-from .batch import BatchConfig, score_file
+from .batch import BatchConfig, review_status, score_file
 from .data import TEXT_COLUMNS, detect_column
 from .errors import UserError
 from .explain import explain, strength_colors
 from .runtime import Scorer
-from .streams import FORMATS, TableReader, format_of, has_words, text_like
-from .text import clean_text
+from .streams import FORMATS, TableReader, format_of, text_like
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +58,7 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
         return {}, [], "Type or paste a review first."
     if len(text) > MAX_REVIEW_CHARS:
         return {}, [], too_long(text)
-    if not has_words(clean_text(text)):
+    if review_status(text)[0] != "ok":
         return {}, [], NO_WORDS
     note = ""
     started = time.perf_counter()
@@ -87,7 +86,7 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     return confidences, result.highlighted(scorer.labels), note
 
 
-# score-csv gives such rows the status "skipped: no words"; the app answers the same way.
+# score-csv gives such rows a "skipped: …" status (batch.review_status); the app refuses them alike.
 NO_WORDS = "This review has no words to read (only numbers, dates, symbols or HTML): nothing to score."
 
 
@@ -235,7 +234,7 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
                 raise gr.Error("empty review")
             if len(text) > MAX_REVIEW_CHARS:
                 raise gr.Error(too_long(text))
-            if not has_words(clean_text(text)):
+            if review_status(text)[0] != "ok":
                 raise gr.Error(NO_WORDS)
             p = scorer.predict(text)
             return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}

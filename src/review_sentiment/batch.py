@@ -139,22 +139,30 @@ def empty_frame(schema: pa.Schema) -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype=object) for name in schema.names})
 
 
+def review_status(value: object) -> tuple[str, str | None]:
+    """The rule for one cell: ("ok", its cleaned text), or (why it is not scored, None).
+
+    score-csv, Ray and the app all decide through it, so the same text gets the same answer.
+    """
+    if is_missing(value):
+        return "skipped: missing", None
+    if not isinstance(value, str):
+        return f"skipped: not text ({type(value).__name__})", None
+    cleaned = clean_text(value)
+    if not cleaned:
+        return "skipped: empty", None
+    if not has_words(cleaned):
+        return NO_WORDS_STATUS, None  # an id, a date or a star count is never scored as a review
+    return "ok", cleaned
+
+
 def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str], list[str]]:
     """Each row's status ("ok" or why it is not scored) and the cleaned texts of the "ok" rows."""
     statuses, texts = [], []
     for value, flag in zip(values, flags or [""] * len(values), strict=True):
-        if flag:
-            statuses.append(flag)
-        elif is_missing(value):
-            statuses.append("skipped: missing")
-        elif not isinstance(value, str):
-            statuses.append(f"skipped: not text ({type(value).__name__})")
-        elif not (cleaned := clean_text(value)):
-            statuses.append("skipped: empty")
-        elif not has_words(cleaned):
-            statuses.append(NO_WORDS_STATUS)  # an id, a date or a star count is never scored as a review
-        else:
-            statuses.append("ok")
+        status, cleaned = (flag, None) if flag else review_status(value)
+        statuses.append(status)
+        if cleaned is not None:
             texts.append(cleaned)
     return statuses, texts
 
