@@ -1,6 +1,8 @@
 # The same targets serve developers and CI (.ci/run calls them).
 VENV ?= .venv
 PY := $(VENV)/bin/python
+# Developers and CI get every stage (the tests train and export tiny models) and the CPU runtime; a
+# serving-only install is `pip install 'review-sentiment[cpu]'` (README, "Install").
 # torch 2.13.0: the CPU build on this project's machines; on a GPU box with internet, pip picks the CUDA build.
 TORCH ?= torch==2.13.0
 
@@ -10,7 +12,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e ".[test,ray]"
+	$(PY) -m pip install -q -e ".[cpu,app,train,export,ray]" --group dev
 	touch $@
 
 setup: $(VENV)/.installed
@@ -25,9 +27,11 @@ test: setup  ## the whole suite, browser tests included (needs Debian's chromium
 test-fast: setup
 	$(PY) -m pytest -m "not browser"
 
-lint: setup
-	$(VENV)/bin/ruff check src tests scripts
-	$(VENV)/bin/ruff format --check src tests scripts
+lint: setup  ## ruff, and the stages' dependency rules (import-linter contracts in pyproject.toml)
+	$(VENV)/bin/ruff check src tests scripts benchmarks
+	$(VENV)/bin/ruff format --check src tests scripts benchmarks
+	$(VENV)/bin/lint-imports
+	$(PY) scripts/lint_function_length.py src benchmarks scripts tests
 
 browser-deps:  ## headless Chromium for the Playwright tests (Debian; needs root)
 	command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)

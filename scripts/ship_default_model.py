@@ -21,7 +21,7 @@ import subprocess
 from pathlib import Path
 
 from review_sentiment.cli import main as sentiment
-from review_sentiment.runtime import DEFAULT_MODEL_DIR
+from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
 TRAIN_COMMAND = " ".join(__doc__.split("trained with:\n", 1)[1].split("\nIt was", 1)[0].replace("\\", " ").split())
 

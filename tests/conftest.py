@@ -173,7 +173,7 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
     import onnx
     from onnx import TensorProto, helper
 
-    from review_sentiment.runtime import sha256_of
+    from review_sentiment.manifest import sha256_of
 
     folder = tmp_path_factory.mktemp("bag-of-words")
     vocab = (tiny_base / "vocab.txt").read_text().split()

@@ -26,7 +26,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_cls: type, posi
         required = f.default is MISSING and f.default_factory is MISSING
         if not required:
             kwargs["default"] = f.default if f.default is not MISSING else f.default_factory()
-            if kwargs["default"] is not None and hint is not bool:
+            if kwargs["default"] is True:
+                kwargs["help"] += " (default: on; --no-" + f.name.replace("_", "-") + " turns it off)"
+            elif kwargs["default"] not in (None, False):
                 kwargs["help"] += f" (default: {kwargs['default']})"
         if hint is bool:
             kwargs["action"] = argparse.BooleanOptionalAction if kwargs.get("default") else "store_true"

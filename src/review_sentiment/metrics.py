@@ -1,28 +1,13 @@
-"""Classification metrics and the plots that show them; numpy and matplotlib only."""
+"""Classification metrics on numpy arrays, shared by training, evaluation and export (plots: train/report.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
+from .scoring import predicted_classes
 from .text import LABELS
-
-
-def probabilities(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=-1, keepdims=True)
-
-
-def predicted_classes(probs: np.ndarray) -> np.ndarray:
-    """The label rule, written once: the most probable class; a tie goes to the first label.
-
-    Every stage (training's evaluation, export's check, score-csv, the app, Ray) decides through this.
-    """
-    return np.asarray(probs).argmax(axis=-1)
 
 
 def agreement(first: Sequence, second: Sequence) -> float:
@@ -114,89 +99,3 @@ def learned_nothing_warning(accuracy: float, labels: np.ndarray, roc_auc: float)
     if not problems:
         return None
     return "the model has not learned the task: " + "; ".join(problems) + " (more data, steps or a higher --lr?)"
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_confusion(metrics: dict, path: Path, title: str) -> Path:
-    plt = _pyplot()
-    matrix = np.array(metrics["confusion_matrix"])
-    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
-    ax.imshow(matrix, cmap="Blues")
-    for (row, col), count in np.ndenumerate(matrix):
-        share = count / max(matrix[row].sum(), 1)
-        ax.text(
-            col,
-            row,
-            f"{count}\n({share:.1%})",
-            ha="center",
-            va="center",
-            color="white" if count > matrix.max() / 2 else "black",
-            fontsize=11,
-        )
-    ax.set_xticks([0, 1], LABELS)
-    ax.set_yticks([0, 1], LABELS)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}\naccuracy {metrics['accuracy']:.2%} on {metrics['count']} reviews", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_roc(labels: np.ndarray, scores: np.ndarray, auc: float, path: Path, title: str) -> Path:
-    plt = _pyplot()
-    fpr, tpr = roc_points(np.asarray(labels), np.asarray(scores, dtype=np.float64))
-    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
-    ax.plot(fpr, tpr, label=f"model (AUC {auc:.3f})")
-    ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    ax.set_xlabel("false positive rate")
-    ax.set_ylabel("true positive rate")
-    ax.set_title(f"ROC — {title}", fontsize=10)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_training_curves(history_path: Path, path: Path) -> Path:
-    """Training loss and learning rate by step, validation accuracy at each evaluation."""
-    plt = _pyplot()
-    rows = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
-    train = [r for r in rows if r["kind"] == "train"]
-    evals = [r for r in rows if r["kind"] == "eval"]
-    fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
-    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    if evals:
-        loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation loss")
-        acc_ax.plot([r["step"] for r in evals], [r["val_accuracy"] for r in evals], "o-", color="tab:green")
-    loss_ax.set_xlabel("optimizer step")
-    loss_ax.set_title("loss")
-    loss_ax.legend()
-    acc_ax.set_xlabel("optimizer step")
-    acc_ax.set_title("validation accuracy")
-    acc_ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def write_report(labels: np.ndarray, probs: np.ndarray, out_dir: Path, title: str) -> dict:
-    """metrics.json, confusion_matrix.png and roc.png in `out_dir`; returns the metrics."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = classification_metrics(labels, probs)
-    scores = np.asarray(probs)[:, 1]
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    plot_confusion(metrics, out_dir / "confusion_matrix.png", title)
-    plot_roc(labels, scores, metrics["roc_auc"], out_dir / "roc.png", title)
-    return metrics

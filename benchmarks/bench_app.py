@@ -1,0 +1,63 @@
+"""python benchmarks/bench_app.py
+
+App latency over HTTP with gradio_client against `python -m review_sentiment.app` (the bundled model
+unless --model): p50/p95 of /predict (one review) and /analyze (one review with its explanation),
+for a short review and a 300-word one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+from gradio_client import Client
+
+from review_sentiment.app.ui import EXAMPLES, serve_in_background
+
+LONG = " ".join(EXAMPLES[4].split()[:300])
+
+
+def latency(client: Client, endpoint: str, text: str, repeats: int) -> dict:
+    client.predict(text, api_name=endpoint)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        client.predict(text, api_name=endpoint)
+        times.append(1000 * (time.perf_counter() - started))
+    return {"p50_ms": round(float(np.percentile(times, 50)), 1), "p95_ms": round(float(np.percentile(times, 95)), 1)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help="exported folder (default: the bundled model)")
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/app.json"))
+    args = parser.parse_args()
+    process, url = serve_in_background(env={"SENTIMENT_MODEL": args.model} if args.model else None)
+    try:
+        client = Client(url, verbose=False)
+        rows = []
+        for name, text in (
+            (f"short review ({len(EXAMPLES[0].split())} words)", EXAMPLES[0]),
+            (f"long review ({len(LONG.split())} words)", LONG),
+        ):
+            for endpoint in ("/predict", "/analyze"):
+                rows.append({"input": name, "endpoint": endpoint, **latency(client, endpoint, text, args.repeats)})
+                print(
+                    f"{name:<26} {endpoint:<9} p50 {rows[-1]['p50_ms']:7.1f} ms  p95 {rows[-1]['p95_ms']:7.1f} ms",
+                    flush=True,
+                )
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(
+        json.dumps({"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "results": rows}, indent=2)
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""What a score-csv run is asked to do: one typed config, validated, from which the CLI options are made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import UserError
+from .formats import FORMATS, BadLines
+
+
+@dataclass
+class BatchConfig:
+    input: str = field(metadata={"help": "CSV, TSV, Parquet, JSON Lines or JSON-array file; '-' reads CSV from stdin"})
+    output: str | None = field(
+        default=None,
+        metadata={
+            "help": "output file (.csv, .tsv, .parquet, .jsonl or .json); '-' for stdout "
+            "(default: INPUT with .scored before its extension, or stdout for stdin)"
+        },
+    )
+    model: str | None = field(
+        default=None, metadata={"help": "exported model folder or Hub id (default: the bundled model)"}
+    )
+    provider: Literal["auto", "cuda", "tensorrt", "cpu"] = field(
+        default="auto",
+        metadata={"help": "ONNX Runtime provider; cuda/tensorrt fail if they cannot run, auto falls back to CPU"},
+    )
+    text_column: str | None = field(
+        default=None, metadata={"help": "column holding the review (detected when omitted)"}
+    )
+    input_format: Literal["csv", "tsv", "parquet", "jsonl", "json"] | None = field(
+        default=None, metadata={"help": "format when the extension does not tell"}
+    )
+    encoding: str = field(
+        default="utf-8-sig", metadata={"help": "input text encoding (UTF-8 with or without BOM by default)"}
+    )
+    on_bad_lines: BadLines = field(
+        default="error",
+        metadata={
+            "help": "really malformed lines (too many fields, a quote never closed, invalid JSON): stop with "
+            "their line number, skip them, or keep them as rows with a status"
+        },
+    )
+    batch_size: int = field(default=32, metadata={"help": "reviews per ONNX Runtime call"})
+    chunk_rows: int = field(
+        default=2000,
+        metadata={"help": "rows read, scored and written at a time (bounds memory and resume granularity)"},
+    )
+    threads: int | None = field(
+        default=None, metadata={"help": "ONNX Runtime intra-op threads (default: physical cores)"}
+    )
+    resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its last finished chunk"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing output file"})
+    raw: bool = field(default=False, metadata={"help": "write cells as they are (no spreadsheet formula escaping)"})
+    engine: Literal["local", "ray"] = field(
+        default="local",
+        metadata={"help": "ray: distributed with Ray Data over files, folders, globs or URIs (needs the [ray] extra)"},
+    )
+
+    def __post_init__(self) -> None:
+        if self.output is None and self.engine == "local":
+            self.output = "-" if self.input == "-" else default_output(self.input, self.input_format)
+        if self.batch_size < 1 or self.chunk_rows < 1:
+            raise UserError("--batch-size and --chunk-rows must be positive")
+        if self.resume and "-" in (self.input, self.output):
+            raise UserError("--resume needs an input file and an output file (stdin cannot be read again)")
+
+
+def default_output(source: str, input_format: str | None = None) -> str:
+    """`reviews.2024.csv` → `reviews.2024.scored.csv`: the whole stem, and the input's own format."""
+    path = Path(source)
+    if path.suffix.lower() in FORMATS:
+        return str(path.with_name(f"{path.stem}.scored{path.suffix}"))
+    return str(path.with_name(f"{path.name}.scored.{input_format or 'csv'}"))

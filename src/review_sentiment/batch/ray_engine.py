@@ -1,0 +1,233 @@
+"""`score-csv --engine ray`: the batch scorer's per-chunk code on Ray Data, over files, folders, globs or URIs.
+
+Each actor holds one ONNX Runtime session and runs `score_frame` on pandas batches; the output is a
+folder of Parquet shards, or one file when --output names a file (.csv, .parquet, …). Rows of each
+input file keep their order; Ray may read the files themselves in another order. Install with the `[ray]` extra.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import glob
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from ..columns import TEXT_COLUMNS, detect_column
+from ..errors import UserError
+from ..manifest import resolve_model_folder
+from ..scorer import Scorer
+from ..scoring import RESULT_COLUMNS, Summary, result_names, score_frame
+from .config import BatchConfig
+from .formats import FORMATS, OUTPUT_FORMATS, format_of
+from .parts import Parts, output_lock
+from .writers import output_schema
+
+log = logging.getLogger(__name__)
+
+
+class ScoringActor:
+    """One session per actor, built once; called with pandas batches."""
+
+    def __init__(self, model: str, provider: str, threads: int | None, text_column: str, batch_size: int) -> None:
+        self.scorer = Scorer.load(model, provider, threads)
+        self.text_column, self.batch_size = text_column, batch_size
+
+    def __call__(self, batch):
+        return score_frame(self.scorer, batch, self.text_column, self.batch_size)
+
+
+def expand_paths(source: str) -> list[str]:
+    """A file, folder or URI as it is; a glob expanded, locally or on any pyarrow filesystem."""
+    if not any(ch in source for ch in "*?["):
+        return [source]
+    if "://" not in source:
+        found = sorted(glob.glob(source))
+    else:
+        from pyarrow import fs
+
+        prefix = source[: min(source.index(ch) for ch in "*?[" if ch in source)].rsplit("/", 1)[0]
+        filesystem, base = fs.FileSystem.from_uri(prefix)
+        scheme = source.split("://", 1)[0]
+        infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True))
+        pattern = source.split("://", 1)[1]
+        found = sorted(f"{scheme}://{i.path}" for i in infos if fnmatch.fnmatch(i.path, pattern))
+    if not found:
+        raise UserError(f"no files match {source}")
+    return found
+
+
+def _plan(resources: dict, provider: str) -> dict:
+    """Actor pool from the cluster's resources.
+
+    On a 2-CPU machine two 1-CPU actors leave nothing for Ray Data's read tasks and the run hangs,
+    so CPU actors take at most half the CPUs; GPU actors take one GPU each.
+    """
+    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    if provider in ("cuda", "tensorrt") or (provider == "auto" and gpus >= 1):
+        if gpus < 1:
+            raise UserError(f"--provider {provider} with --engine ray needs GPUs in the Ray cluster; it has none")
+        return {"concurrency": int(gpus), "num_gpus": 1, "num_cpus": 1, "threads": None}
+    actors = max(1, int(cpus // 2))
+    return {"concurrency": actors, "num_gpus": 0, "num_cpus": 1, "threads": max(1, int(cpus // (2 * actors)))}
+
+
+def input_format(paths: list[str], given: str | None) -> str:
+    """The format of the input: given, else from the file names (those inside a folder included)."""
+    if given:
+        return given
+    names = paths
+    if len(paths) == 1 and "://" not in paths[0] and Path(paths[0]).is_dir():
+        names = [str(p) for p in Path(paths[0]).rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
+    elif len(paths) == 1 and "://" in paths[0] and not Path(paths[0]).suffix:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(paths[0])
+        names = [i.path for i in filesystem.get_file_info(fs.FileSelector(base, recursive=True)) if i.is_file]
+    formats = {FORMATS.get(Path(n).suffix.lower()) for n in names}
+    if len(formats) != 1 or None in formats:
+        found = sorted(Path(n).suffix or "(none)" for n in names)[:10]
+        raise UserError(f"cannot tell the input format from the file names ({', '.join(found)}); pass --input-format")
+    return formats.pop()
+
+
+def _clear(output: str) -> None:
+    """Remove an earlier output folder (--overwrite): new shards must not join old ones."""
+    if "://" in output:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(output)
+        if filesystem.get_file_info(base).type != fs.FileType.NotFound:
+            filesystem.delete_dir(base)
+    elif Path(output).is_dir():
+        shutil.rmtree(output)
+    elif Path(output).exists():
+        Path(output).unlink()
+
+
+def _exists(output: str) -> bool:
+    if "://" in output:
+        from pyarrow import fs
+
+        filesystem, base = fs.FileSystem.from_uri(output)
+        return filesystem.get_file_info(base).type != fs.FileType.NotFound
+    return Path(output).exists() and (Path(output).is_file() or any(Path(output).iterdir()))
+
+
+def score_with_ray(cfg: BatchConfig) -> Summary:
+    """Score with Ray Data into a folder of Parquet shards, or, for an output file name, into that one file."""
+    try:
+        import ray
+    except ImportError as error:
+        raise UserError("--engine ray needs Ray: pip install 'review-sentiment[ray]'") from error
+    paths = expand_paths(cfg.input)
+    fmt = input_format(paths, cfg.input_format)
+    readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "jsonl": ray.data.read_json}
+    if fmt not in readers:
+        raise UserError(f"--engine ray reads Parquet, CSV or JSON Lines, not {fmt!r}")
+    output = cfg.output or default_ray_output(paths[0])
+    single_file = Path(output).suffix.lower() in FORMATS
+    if single_file and format_of(output) not in OUTPUT_FORMATS:
+        raise UserError(f"output must be a folder or a .csv, .tsv, .parquet, .jsonl or .json file, not {output}")
+    if _exists(output) and not cfg.overwrite:
+        raise UserError(f"output {output} already exists; pass --overwrite to replace it")
+    if not ray.is_initialized():
+        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.data.DataContext.get_current().execution_options.preserve_order = True
+    model = str(resolve_model_folder(cfg.model))
+    try:
+        return _score(cfg, readers[fmt](paths), model, output, single_file)
+    except ray.exceptions.RayError as error:
+        cause = str(error).strip().splitlines()[-1][:300]
+        raise UserError(
+            f"Ray could not read or score {cfg.input}: {cause}. Ray's readers are stricter than the local engine's "
+            "(duplicate column names and short CSV rows fail there): try --engine local"
+        ) from error
+
+
+def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool) -> Summary:
+    import pandas as pd
+    import ray
+
+    columns = dataset.schema().names
+    text_column = detect_column(pd.DataFrame(dataset.take(200), columns=columns), TEXT_COLUMNS, "text", cfg.text_column)
+    plan = _plan(ray.cluster_resources(), cfg.provider)
+    log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["concurrency"], plan["num_cpus"], plan["num_gpus"])
+    started = time.monotonic()
+    scored = dataset.map_batches(
+        ScoringActor,
+        fn_constructor_kwargs={
+            "model": model,
+            "provider": cfg.provider,
+            "threads": cfg.threads or plan["threads"],
+            "text_column": text_column,
+            "batch_size": cfg.batch_size,
+        },
+        batch_size=cfg.chunk_rows,
+        batch_format="pandas",
+        concurrency=plan["concurrency"],
+        num_cpus=plan["num_cpus"],
+        num_gpus=plan["num_gpus"],
+    )
+    summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output)
+    names = result_names(columns)
+    if single_file:  # replaced atomically at the end, under the output's lock
+        _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary)
+    else:
+        _write_folder(scored, output, names, cfg.overwrite, summary)
+    summary.seconds = time.monotonic() - started
+    summary.scored_now = summary.scored
+    return summary
+
+
+def _write_folder(scored, output: str, names: dict[str, str], overwrite: bool, summary: Summary) -> None:
+    """Parquet shards into a folder (or URI); --overwrite empties it first, so no old shard remains."""
+    import ray
+
+    with output_lock(Path(output)) if "://" not in output else contextlib.nullcontext():
+        if overwrite:
+            _clear(output)
+        scored.write_parquet(output)
+    shards = ray.data.read_parquet(output).select_columns([names["status"], names["label"]])
+    for batch in shards.iter_batches(batch_format="pandas"):
+        summary.record(Summary.counts(batch, names))
+
+
+def default_ray_output(first: str) -> str:
+    """`reviews/` or `reviews/*.parquet` → `reviews.scored` (a folder)."""
+    base = first.split("*", 1)[0].rstrip("/")
+    if "*" not in first and Path(base).suffix.lower() in FORMATS:
+        base = str(Path(base).with_suffix(""))
+    return base.rstrip("/._-") + ".scored"
+
+
+def _arrow_schema(dataset):
+    import pyarrow as pa
+
+    schema = dataset.schema().base_schema
+    return schema if isinstance(schema, pa.Schema) else pa.schema([(n, pa.string()) for n in dataset.schema().names])
+
+
+def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary) -> None:
+    """Stream the scored rows, in order, into one local file with the local engine's writer."""
+    names = result_names(schema.names[: -len(RESULT_COLUMNS)])
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(output):
+        parts = Parts(output, format_of(str(output)))
+        parts.start(resume=False, overwrite=True, fingerprint=None)
+        count = 0
+        try:
+            for index, frame in enumerate(scored.iter_batches(batch_format="pandas")):
+                counts = Summary.counts(frame, names)
+                summary.record(counts)
+                parts.write(index, frame, schema, raw, counts)
+                count = index + 1
+            if count == 0:
+                parts.write_empty(schema, raw)
+                count = 1
+        except BaseException:
+            parts.abandon()
+            raise
+        parts.join(count, schema)

@@ -1,0 +1,77 @@
+"""The conversion steps of an export: merge if needed, ONNX with Optimum, optimize, quantize, stage a folder."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from ..errors import UserError
+from ..manifest import MANIFEST, MODEL_FILE, RUNTIME_FILES, sha256_of
+
+log = logging.getLogger(__name__)
+
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt", "config.json")
+
+
+def merged_folder(model_dir: Path, scratch: Path) -> Path:
+    from ..train.modeling import is_adapter_dir, is_merged_dir, merge_adapter_dir
+
+    if not model_dir.is_dir():
+        raise UserError(f"model folder not found: {model_dir}")
+    if is_adapter_dir(model_dir):
+        log.info("%s is a LoRA adapter: merging it first", model_dir)
+        return merge_adapter_dir(model_dir, scratch / "merged")
+    if is_merged_dir(model_dir):
+        return model_dir
+    raise UserError(f"{model_dir} is neither a merged model folder nor a LoRA adapter folder (no config.json)")
+
+
+def onnx_export(merged: Path, out: Path, opset: int | None) -> Path:
+    from optimum.exporters.onnx import main_export
+
+    try:
+        main_export(
+            str(merged),
+            output=out,
+            task="text-classification",
+            opset=opset,
+            do_validation=False,
+            library_name="transformers",
+            local_files_only=True,
+        )
+    except (ValueError, KeyError, NotImplementedError) as error:
+        raise UserError(f"Optimum cannot export {merged} to ONNX: {str(error).splitlines()[0]}") from error
+    return out / MODEL_FILE
+
+
+def optimize(folder: Path, level: str, fp16: bool, out: Path) -> Path:
+    from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
+
+    config = AutoOptimizationConfig.with_optimization_level(level, for_gpu=fp16, fp16=fp16)
+    ORTOptimizer.from_pretrained(folder, file_names=[MODEL_FILE]).optimize(config, save_dir=out, file_suffix=None)
+    return out / MODEL_FILE
+
+
+def quantize_int8(folder: Path, target: str, per_channel: bool, out: Path) -> Path:
+    from optimum.onnxruntime import ORTQuantizer
+    from optimum.onnxruntime.configuration import AutoQuantizationConfig
+
+    config = getattr(AutoQuantizationConfig, target)(is_static=False, per_channel=per_channel)
+    ORTQuantizer.from_pretrained(folder, file_name=MODEL_FILE).quantize(config, save_dir=out, file_suffix=None)
+    return out / MODEL_FILE
+
+
+def stage_folder(onnx_file: Path, merged: Path, folder: Path, manifest: dict) -> Path:
+    """A self-describing folder: model.onnx, tokenizer files, config.json and manifest.json."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if onnx_file != folder / MODEL_FILE:
+        shutil.copy2(onnx_file, folder / MODEL_FILE)
+    for name in TOKENIZER_FILES:
+        if (merged / name).exists() and not (folder / name).exists():
+            shutil.copy2(merged / name, folder / name)
+    files = {name: sha256_of(folder / name) for name in RUNTIME_FILES}
+    manifest = {**manifest, "model_file": MODEL_FILE, "sha256": files[MODEL_FILE], "files": files}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    return folder

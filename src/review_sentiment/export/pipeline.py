@@ -1,0 +1,176 @@
+"""`export(cfg) -> Path` and `check(folder)`: the export stage from end to end.
+
+Export, optimize, quantize, verify against PyTorch, measure every variant on the same validation
+reviews, and write a self-describing folder (model.onnx, tokenizer, manifest.json, README.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import __version__
+from ..card import write_model_card
+from ..errors import UserError
+from ..manifest import MODEL_FILE, TRAINING_MANIFEST
+from ..scorer import Scorer
+from .config import ExportConfig, cpu_int8_target
+from .onnx import merged_folder, onnx_export, optimize, quantize_int8, stage_folder
+from .verify import (
+    PROBES,
+    card_section,
+    format_table,
+    measure,
+    served_metrics,
+    torch_reference_logits,
+    validation_sample,
+    warn_on_accuracy_drop,
+)
+
+log = logging.getLogger(__name__)
+
+
+def export(cfg: ExportConfig) -> Path:
+    """Export `cfg.model` to `cfg.output`, verified; the output appears only once everything passed."""
+    if cfg.output.exists() and any(cfg.output.iterdir()) and not cfg.overwrite:
+        raise UserError(f"output folder {cfg.output} already exists; pass --overwrite to replace it")
+    cfg.output.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=cfg.output.parent, prefix=".export-") as tmp:
+        scratch = Path(tmp)
+        merged = merged_folder(cfg.model, scratch)
+        training = _training_manifest(merged)
+        raw_file = onnx_export(merged, scratch / "fp32", cfg.opset)
+        manifest = _base_manifest(cfg, training, raw_file)
+        fp32_dir = stage_folder(raw_file, merged, scratch / "fp32", manifest)
+        sample = validation_sample(training, cfg.validation_samples)
+        # Variants are compared on the validation sample (its texts are cleaned already), or on the
+        # probes when the training data is not on this machine.
+        texts, labels, cleaned = (sample[0], sample[1], True) if sample else (list(PROBES), None, False)
+        fp32 = Scorer.load(fp32_dir, provider="cpu")
+        parity = _check_parity(merged, fp32)
+        fp32_logits = fp32.logits(texts, cleaned=cleaned)
+        final_dir = _variant(cfg, merged, fp32_dir, scratch, manifest)
+        rows = [measure(fp32_dir, texts, labels, fp32_logits, cleaned)]
+        if final_dir != fp32_dir:
+            rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
+        print(format_table(rows))
+        warn_on_accuracy_drop(rows, cfg)
+        _finish_folder(final_dir, merged, manifest, rows, training, labels, parity)
+        if cfg.output.exists():
+            shutil.rmtree(cfg.output)
+        shutil.move(str(final_dir), cfg.output)
+    log.info(
+        "exported %s (%s, optimization %s) to %s",
+        cfg.model,
+        manifest["quantization"],
+        manifest["optimization"],
+        cfg.output,
+    )
+    return cfg.output
+
+
+def _training_manifest(merged: Path) -> dict:
+    path = merged / TRAINING_MANIFEST
+    if not path.exists():
+        raise UserError(f"{merged} has no {TRAINING_MANIFEST}: export models trained by `sentiment train`")
+    return json.loads(path.read_text())
+
+
+def _base_manifest(cfg: ExportConfig, training: dict, raw_file: Path) -> dict:
+    """What the exported folder says of itself before any variant is made (fp32, not optimized)."""
+    import onnx
+    import onnxruntime
+
+    opset = next(
+        o.version for o in onnx.load(raw_file, load_external_data=False).opset_import if o.domain in ("", "ai.onnx")
+    )
+    return {
+        "format": "review-sentiment-onnx",
+        "format_version": 1,
+        "labels": training["text_spec"]["labels"],
+        "text_spec": training["text_spec"],
+        "base_model": training["base_model"],
+        "quantization": "none",
+        "optimization": "none",
+        "opset": opset,
+        "onnxruntime_version": onnxruntime.__version__,
+        "package_version": __version__,
+        "data": training["data"],
+        "training_metrics": training.get("metrics", {}),
+        "validation_metrics": {},
+        "training": training.get("training", {}),
+        "hyperparameters": training.get("hyperparameters", {}),
+        "source_model": str(cfg.model.resolve()),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def _check_parity(merged: Path, fp32: Scorer) -> float:
+    """fp32 ONNX against the merged PyTorch model on the fixed probes; more than 1e-4 apart is a failed export."""
+    torch_logits = torch_reference_logits(merged, fp32, list(PROBES))
+    parity = float(np.abs(fp32.logits(list(PROBES)) - torch_logits).max())
+    if parity > 1e-4:
+        raise UserError(f"export failed verification: ONNX fp32 logits differ from PyTorch by {parity:.2e} (> 1e-4)")
+    log.info("fp32 ONNX matches PyTorch: max |Δlogit| %.2e on %d probe reviews", parity, len(PROBES))
+    return parity
+
+
+def _variant(cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, manifest: dict) -> Path:
+    """The folder of the variant asked for: optimized and/or quantized from fp32 (updates `manifest`)."""
+    final_dir = fp32_dir
+    if cfg.optimize != "none":
+        optimize(final_dir, cfg.optimize, cfg.quantize == "fp16", scratch / "optimized")
+        manifest.update(optimization=cfg.optimize, quantization="fp16" if cfg.quantize == "fp16" else "none")
+        final_dir = stage_folder(scratch / "optimized" / MODEL_FILE, merged, scratch / "optimized", manifest)
+    if cfg.quantize == "int8":
+        target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
+        quantize_int8(final_dir, target, cfg.per_channel, scratch / "int8")
+        manifest.update(quantization="int8", int8_target=target, per_channel=cfg.per_channel)
+        final_dir = stage_folder(scratch / "int8" / MODEL_FILE, merged, scratch / "int8", manifest)
+    return final_dir
+
+
+def _finish_folder(
+    final_dir: Path, merged: Path, manifest: dict, rows: list[dict], training: dict, labels, parity: float
+) -> None:
+    """The served variant's manifest (with the export check and its validation metrics) and model card."""
+    manifest["export_check"] = {
+        "fp32_vs_pytorch_max_abs_logit_diff": parity,
+        "variants": rows,
+        "validation_sample": len(labels) if labels is not None else 0,
+    }
+    manifest["validation_metrics"] = served_metrics(rows[-1], training, labels)
+    stage_folder(final_dir / MODEL_FILE, merged, final_dir, manifest)
+    write_model_card(
+        final_dir / "README.md", manifest, "onnx", manifest["validation_metrics"], card_section(manifest, rows)
+    )
+
+
+def check(folder: Path) -> dict:
+    """Re-verify an exported folder: checksum, manifest, and agreement with its source PyTorch model."""
+    scorer = Scorer.load(folder, provider="cpu")
+    manifest = scorer.manifest
+    row = measure(folder, list(PROBES), None, None)
+    source = Path(manifest.get("source_model", ""))
+    if source.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix=".check-"))
+        try:
+            reference = torch_reference_logits(merged_folder(source, scratch), scorer, list(PROBES))
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        row = measure(folder, list(PROBES), None, reference)
+        exact = manifest["quantization"] == "none" and manifest["optimization"] == "none"
+        if exact and row["max_abs_logit_diff"] > 1e-4:
+            raise UserError(
+                f"check failed: ONNX logits differ from {source} by {row['max_abs_logit_diff']:.2e} (> 1e-4)"
+            )
+    else:
+        log.info("source model %s is not here: checked integrity and scoring only", source)
+    print(format_table([row]))
+    return row

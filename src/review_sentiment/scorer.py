@@ -1,0 +1,148 @@
+"""The ONNX Runtime scorer shared by the batch scorer, the app, the Ray engine and export's checks.
+
+Imports neither torch nor transformers: an exported folder (model.onnx, tokenizer.json,
+manifest.json) is all it needs.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, overload
+
+import numpy as np
+
+from .errors import UserError
+from .manifest import MODEL_FILE, read_manifest, resolve_model_folder, verify_files
+from .providers import create_session
+from .scoring import predicted_classes, probabilities
+from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
+
+if TYPE_CHECKING:
+    import onnxruntime as ort
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One review's result: label, probability of positive, and confidence in the label."""
+
+    label: str
+    score: float
+    confidence: float
+
+
+def iter_windows(items: Iterable, size: int) -> Iterator[list]:
+    window: list = []
+    for item in items:
+        window.append(item)
+        if len(window) == size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
+class Scorer:
+    """An exported model on an ONNX Runtime session: texts in, predictions out, in input order."""
+
+    def __init__(self, folder: Path, session: ort.InferenceSession, encoder: ReviewEncoder, manifest: dict) -> None:
+        self.folder = folder
+        self.session = session
+        self.encoder = encoder
+        self.manifest = manifest
+        self.labels = encoder.spec.labels
+        self.input_names = [i.name for i in session.get_inputs()]
+        self.use_io_binding = session.get_providers()[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
+
+    @classmethod
+    def load(
+        cls,
+        model: str | Path | None = None,
+        provider: str = "auto",
+        threads: int | None = None,
+        verify_checksum: bool = True,
+    ) -> Scorer:
+        folder = resolve_model_folder(model)
+        manifest = read_manifest(folder)
+        model_path = folder / manifest.get("model_file", MODEL_FILE)
+        if not model_path.is_file():
+            raise UserError(f"{model_path} is missing from the exported folder")
+        if verify_checksum:
+            verify_files(folder, manifest)
+        spec = TextSpec.from_dict(manifest["text_spec"])
+        try:
+            encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
+        except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
+            raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
+        session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
+        scorer = cls(folder, session, encoder, manifest)
+        log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)
+        return scorer
+
+    @property
+    def provider(self) -> str:
+        """The execution provider that really runs the graph (first of the session's list)."""
+        return self.session.get_providers()[0]
+
+    def run_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+        """Logits for one batch of token ids, padded to its longest member."""
+        padded, mask = pad_batch(ids, self.encoder.pad_id)
+        arrays = {"input_ids": np.asarray(padded, dtype=np.int64), "attention_mask": np.asarray(mask, dtype=np.int64)}
+        arrays["token_type_ids"] = np.zeros_like(arrays["input_ids"])
+        feed = {name: arrays[name] for name in self.input_names}
+        if self.use_io_binding:
+            binding = self.session.io_binding()
+            for name, array in feed.items():
+                binding.bind_cpu_input(name, array)
+            binding.bind_output("logits")
+            self.session.run_with_iobinding(binding)
+            return binding.copy_outputs_to_cpu()[0].astype(np.float32)
+        return self.session.run(["logits"], feed)[0].astype(np.float32)
+
+    def iter_logits(
+        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None, *, cleaned: bool = False
+    ) -> Iterator[np.ndarray]:
+        """Logits row by row in input order; at most `window` texts are held at once.
+
+        Texts are cleaned here unless the caller already did (`cleaned=True`: training data, the
+        explainer, the batch scorer), so each text is cleaned once. Inside each window the texts are
+        sorted by token length, so each batch pads little.
+        """
+        for chunk in iter_windows(texts, window or batch_size * 16):
+            ids = self.encoder.encode(chunk if cleaned else [clean_text(t) for t in chunk])
+            order = np.argsort([-len(s) for s in ids], kind="stable")
+            out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
+            for start in range(0, len(ids), batch_size):
+                index = order[start : start + batch_size]
+                out[index] = self.run_ids([ids[i] for i in index])
+            yield from out
+
+    def logits(self, texts: Sequence[str], batch_size: int = 32, *, cleaned: bool = False) -> np.ndarray:
+        rows = list(self.iter_logits(texts, batch_size, cleaned=cleaned))
+        return np.stack(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
+
+    def iter_predict(
+        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None
+    ) -> Iterator[Prediction]:
+        for row in self.iter_logits(texts, batch_size, window):
+            yield self.to_prediction(row)
+
+    def to_prediction(self, logits_row: np.ndarray) -> Prediction:
+        probs = probabilities(logits_row[None, :])[0]
+        best = int(predicted_classes(probs))
+        return Prediction(self.labels[best], float(probs[1]), float(probs[best]))
+
+    @overload
+    def predict(self, texts: str, batch_size: int = 32) -> Prediction: ...
+    @overload
+    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]: ...
+
+    def predict(self, texts, batch_size=32):
+        """Predictions for a text or a list of texts, answered in kind."""
+        if isinstance(texts, str):
+            return next(self.iter_predict([texts], batch_size))
+        return list(self.iter_predict(texts, batch_size))

@@ -1,0 +1,123 @@
+"""The typed configs of the training stage (`sentiment train`, `sentiment evaluate`); torch-free, so
+the command-line parser is built from them without importing PyTorch."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from ..errors import UserError
+from ..text import TextSpec, Truncation
+
+# Options that may change between a run and its --resume without changing the result.
+RESUME_FREE = {"resume", "overwrite", "time_limit", "stop_after_steps", "device", "log_every"}
+
+
+@dataclass
+class TrainConfig:
+    dataset: str = field(
+        metadata={"help": "'imdb' or a Hub dataset id, or a CSV/TSV/Parquet/JSONL file or aclImdb folder"}
+    )
+    output: Path = field(
+        default=Path("runs/sentiment"), metadata={"help": "folder for adapter/, merged/, metrics and plots"}
+    )
+    base_model: str = field(
+        default="bert-base-uncased", metadata={"help": "Hub id or local folder; 'minilm' = bundled offline MiniLM-L6"}
+    )
+    text_column: str | None = field(default=None, metadata={"help": "text column (detected when omitted)"})
+    label_column: str | None = field(default=None, metadata={"help": "label column: 0/1, neg/pos or negative/positive"})
+    eval_file: str | None = field(default=None, metadata={"help": "validation data; default: a stratified hold-out"})
+    val_fraction: float = field(default=0.1, metadata={"help": "share held out for validation (stratified, seeded)"})
+    max_samples: int | None = field(default=None, metadata={"help": "use a stratified random subset of this many rows"})
+    max_length: int = field(default=256, metadata={"help": "tokens per review, special tokens included"})
+    truncation: Truncation = field(default="head+tail", metadata={"help": "which part of a long review to keep"})
+    epochs: float = field(default=3.0, metadata={"help": "passes over the training data (fractions allowed)"})
+    batch_size: int = field(default=16, metadata={"help": "reviews per forward pass"})
+    grad_accum: int = field(default=1, metadata={"help": "forward passes per optimizer step"})
+    lr: float = field(default=3e-4, metadata={"help": "peak learning rate (LoRA wants more than full fine-tuning)"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps with linear warm-up"})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
+    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
+    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
+    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
+    lora_targets: list[str] | None = field(
+        default=None, metadata={"help": "module names to adapt (default per architecture)"}
+    )
+    class_weights: Literal["none", "auto"] = field(
+        default="none", metadata={"help": "'auto' weights the loss by inverse class frequency"}
+    )
+    oversample: bool = field(default=False, metadata={"help": "repeat minority-class reviews until balanced"})
+    eval_every: int = field(
+        default=500, metadata={"help": "evaluate every N optimizer steps (and at each epoch end); 0: epoch ends only"}
+    )
+    eval_batch_size: int = field(default=64, metadata={"help": "reviews per evaluation batch"})
+    patience: int = field(default=3, metadata={"help": "stop after N evaluations without a better accuracy; 0: never"})
+    checkpoint_every: int = field(default=100, metadata={"help": "save a resumable checkpoint every N optimizer steps"})
+    seed: int = field(default=42, metadata={"help": "seed for the split, shuffling, dropout and LoRA init"})
+    device: Literal["auto", "cuda", "cpu"] = field(default="auto", metadata={"help": "'auto' uses CUDA when present"})
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
+        default="auto",
+        metadata={
+            "help": "autocast dtype; 'auto': bf16 on CUDA (fp16 + loss scaling where bf16 is missing), bf16 on CPUs with native bf16, else fp32"
+        },
+    )
+    resume: bool = field(default=False, metadata={"help": "continue from the output folder's last checkpoint"})
+    overwrite: bool = field(default=False, metadata={"help": "replace an existing output folder"})
+    time_limit: float | None = field(
+        default=None, metadata={"help": "minutes; then finish with the best weights so far (resumable)"}
+    )
+    stop_after_steps: int | None = field(
+        default=None, metadata={"help": "optimizer steps; then finish like --time-limit"}
+    )
+    log_every: int = field(default=20, metadata={"help": "log training loss every N optimizer steps"})
+
+    def __post_init__(self) -> None:
+        self.output = Path(self.output)
+        # Later stages re-create the validation split from the manifest, from any working folder.
+        for name in ("dataset", "eval_file"):
+            value = getattr(self, name)
+            if value and Path(value).exists():
+                setattr(self, name, str(Path(value).resolve()))
+        checks = [
+            (0 < self.val_fraction < 0.9, "--val-fraction must be between 0 and 0.9"),
+            (self.epochs > 0, "--epochs must be positive"),
+            (self.batch_size > 0 and self.grad_accum > 0, "--batch-size and --grad-accum must be positive"),
+            (self.lr > 0, "--lr must be positive"),
+            (self.lora_r > 0, "--lora-r must be positive"),
+            (self.max_samples is None or self.max_samples >= 4, "--max-samples must be at least 4"),
+            (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
+            (self.log_every >= 1, "--log-every must be at least 1"),
+            (self.eval_every >= 0 and self.patience >= 0, "--eval-every and --patience must be 0 or more"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise UserError(message)
+        try:
+            self.spec = TextSpec(self.max_length, self.truncation)
+        except ValueError as error:
+            raise UserError(str(error)) from error
+
+    def to_dict(self) -> dict:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+
+
+@dataclass
+class EvaluateConfig:
+    model: Path = field(metadata={"help": "a merged model folder, a LoRA adapter folder, or an exported ONNX folder"})
+    dataset: str | None = field(
+        default=None,
+        metadata={
+            "help": "labelled reviews: CSV/TSV/Parquet/JSONL, aclImdb folder or Hub id "
+            "(default: the model's own validation hold-out, re-created from its manifest)"
+        },
+    )
+    output: Path | None = field(
+        default=None, metadata={"help": "folder for metrics.json and plots (default: MODEL/evaluation)"}
+    )
+    text_column: str | None = field(default=None, metadata={"help": "text column (detected when omitted)"})
+    label_column: str | None = field(default=None, metadata={"help": "label column (detected when omitted)"})
+    split: str = field(default="test", metadata={"help": "split to use for a Hub dataset"})
+    batch_size: int = field(default=64, metadata={"help": "reviews per batch"})
+    device: Literal["auto", "cuda", "cpu"] = field(default="auto", metadata={"help": "PyTorch device for torch models"})

@@ -1,0 +1,212 @@
+"""Loading labelled reviews from the Hub or local files, cleaning them, and splitting them."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..columns import TEXT_COLUMNS, detect_column
+from ..errors import UserError
+from ..text import LABELS, clean_text
+
+log = logging.getLogger(__name__)
+
+HUB_ALIASES = {"imdb": "stanfordnlp/imdb"}
+LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "target")
+_LABEL_WORDS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
+READERS = {
+    ".csv": lambda p: pd.read_csv(p),
+    ".tsv": lambda p: pd.read_csv(p, sep="\t"),
+    ".parquet": pd.read_parquet,
+    ".jsonl": lambda p: pd.read_json(p, lines=True),
+    ".json": lambda p: pd.read_json(p, lines=True),
+}
+
+
+@dataclass
+class Reviews:
+    """Cleaned texts with 0/1 labels, and what loading them found."""
+
+    texts: list[str]
+    labels: np.ndarray
+    source: str
+    dropped_empty: int = 0
+    dropped_duplicates: int = 0
+    extra: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def balance(self) -> dict[str, int]:
+        return {name: int((self.labels == i).sum()) for i, name in enumerate(LABELS)}
+
+    def subset(self, index: np.ndarray) -> Reviews:
+        """Some of the rows; the dropped counts still describe the load they came from."""
+        return Reviews(
+            [self.texts[i] for i in index], self.labels[index], self.source, self.dropped_empty, self.dropped_duplicates
+        )
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "rows": len(self),
+            "balance": self.balance(),
+            "dropped_empty": self.dropped_empty,
+            "dropped_duplicates": self.dropped_duplicates,
+        }
+
+
+def normalize_labels(values: pd.Series, column: str) -> np.ndarray:
+    """Map 0/1, pos/neg, positive/negative, true/false (any case) to 0/1; anything else is an error."""
+    as_text = values.map(lambda v: str(v).strip().lower().removesuffix(".0"))
+    mapped = as_text.map(_LABEL_WORDS)
+    unknown = sorted(set(as_text[mapped.isna()]))
+    classes = len(set(mapped.dropna())) + len(unknown)
+    if classes != 2:
+        found = sorted(set(as_text))
+        raise UserError(f"label column {column!r} must hold exactly two classes, found {classes}: {found[:10]}")
+    if unknown:
+        raise UserError(
+            f"label column {column!r} holds {sorted(set(as_text))[:10]}; expected 0/1, neg/pos or negative/positive"
+        )
+    return mapped.to_numpy(dtype=np.int64)
+
+
+def _read_acl_imdb(folder: Path) -> pd.DataFrame:
+    if not (folder / "pos").is_dir() and (folder / "train" / "pos").is_dir():
+        folder = folder / "train"
+    rows = []
+    for label, name in ((0, "neg"), (1, "pos")):
+        for path in sorted((folder / name).glob("*.txt")):
+            rows.append((path.read_text(encoding="utf-8"), label))
+    if not rows:
+        raise UserError(f"{folder} has no pos/*.txt or neg/*.txt reviews (the aclImdb layout)")
+    return pd.DataFrame(rows, columns=["text", "label"])
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read CSV, TSV, Parquet, JSONL or an aclImdb folder into a frame."""
+    if not path.exists():
+        raise UserError(f"file not found: {path}")
+    if path.is_dir():
+        if (path / "pos").is_dir() or (path / "train" / "pos").is_dir():
+            return _read_acl_imdb(path)
+        raise UserError(f"{path} is a folder without the aclImdb layout (pos/ and neg/ of .txt files)")
+    reader = READERS.get(path.suffix.lower())
+    if reader is None:
+        raise UserError(f"unsupported file type {path.suffix!r}; use one of {', '.join(READERS)}")
+    try:
+        return reader(path)
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise UserError(f"could not read {path}: {str(error).splitlines()[0]}") from error
+
+
+def read_hub(name: str, split: str) -> pd.DataFrame:
+    """A Hub dataset split as a frame (`imdb` means stanfordnlp/imdb)."""
+    from datasets import load_dataset
+
+    repo = HUB_ALIASES.get(name, name)
+    try:
+        return load_dataset(repo, split=split).to_pandas()
+    except Exception as error:
+        raise UserError(
+            f"could not load dataset {repo!r} from the Hugging Face Hub ({type(error).__name__}); "
+            "offline, pass a local CSV/Parquet/JSONL file or aclImdb folder instead"
+        ) from error
+
+
+def load_reviews(
+    source: str, split: str = "train", text_column: str | None = None, label_column: str | None = None
+) -> Reviews:
+    """Load, clean and de-duplicate labelled reviews from a local path or a Hub dataset id."""
+    path = Path(source)
+    looks_local = path.exists() or path.suffix.lower() in READERS or source.startswith((".", "/"))
+    frame = read_table(path) if looks_local else read_hub(source, split)
+    if frame.empty:
+        raise UserError(f"{source} holds no rows")
+    text_col = detect_column(frame, TEXT_COLUMNS, "text", text_column)
+    label_col = detect_column(frame, LABEL_COLUMNS, "label", label_column)
+    frame = frame[[text_col, label_col]].dropna(subset=[label_col])
+    texts = frame[text_col].map(lambda t: clean_text(t) if isinstance(t, str) else "")
+    labels = normalize_labels(frame[label_col], label_col)
+    keep_nonempty = (texts != "").to_numpy()
+    dropped_empty = int((~keep_nonempty).sum())
+    texts, labels = texts[keep_nonempty], labels[keep_nonempty]
+    keep_first = (~texts.duplicated()).to_numpy()
+    dropped_duplicates = int((~keep_first).sum())
+    reviews = Reviews(texts[keep_first].tolist(), labels[keep_first], source, dropped_empty, dropped_duplicates)
+    if not len(reviews):
+        raise UserError(f"{source} holds no non-empty reviews")
+    log.info(
+        "loaded %d reviews from %s (text=%r, label=%r); dropped %d empty and %d duplicate rows; balance %s",
+        len(reviews),
+        source,
+        text_col,
+        label_col,
+        dropped_empty,
+        dropped_duplicates,
+        reviews.balance(),
+    )
+    return reviews
+
+
+def stratified_split(reviews: Reviews, fraction: float, seed: int) -> tuple[Reviews, Reviews]:
+    """A seeded split holding out `fraction` of each class; the same seed gives the same split."""
+    rng = np.random.default_rng(seed)
+    held: list[np.ndarray] = []
+    for label in (0, 1):
+        members = np.flatnonzero(reviews.labels == label)
+        rng.shuffle(members)
+        held.append(members[: max(1, round(len(members) * fraction))] if len(members) > 1 else members[:0])
+    held_out = np.sort(np.concatenate(held))
+    kept = np.setdiff1d(np.arange(len(reviews)), held_out)
+    if len(kept) == 0 or len(held_out) == 0:
+        raise UserError(f"{len(reviews)} reviews are too few to hold out {fraction:.0%} for validation")
+    return reviews.subset(kept), reviews.subset(held_out)
+
+
+def training_split(
+    reviews: Reviews, val_fraction: float, seed: int, max_samples: int | None = None
+) -> tuple[Reviews, Reviews]:
+    """An optional stratified subset, then a stratified hold-out: (train, validation)."""
+    return stratified_split(stratified_subset(reviews, max_samples, seed), val_fraction, seed)
+
+
+def run_split(params: dict) -> tuple[Reviews, Reviews]:
+    """The (train, validation) reviews of a training run, from its options (a TrainConfig's dict, or the
+    hyperparameters its manifest keeps).
+
+    Training makes its split here and export and evaluate re-create it here, through this one
+    function, so they can never measure on training rows.
+    """
+    text, label, seed = params.get("text_column"), params.get("label_column"), params["seed"]
+    reviews = load_reviews(params["dataset"], "train", text, label)
+    if params.get("eval_file"):
+        return stratified_subset(reviews, params.get("max_samples"), seed), load_reviews(
+            params["eval_file"], "test", text, label
+        )
+    return training_split(reviews, params["val_fraction"], seed, params.get("max_samples"))
+
+
+def stratified_subset(reviews: Reviews, max_samples: int | None, seed: int) -> Reviews:
+    """At most `max_samples` rows, each class keeping its share (all rows when None)."""
+    if max_samples and max_samples < len(reviews):
+        reviews, _ = stratified_split(reviews, 1 - max_samples / len(reviews), seed)
+    return reviews
+
+
+def oversample(reviews: Reviews, seed: int) -> Reviews:
+    """Repeat random minority-class rows until both classes are equally frequent."""
+    counts = np.bincount(reviews.labels, minlength=2)
+    minority = int(counts.argmin())
+    missing = int(counts.max() - counts.min())
+    if missing == 0:
+        return reviews
+    rng = np.random.default_rng(seed)
+    extra = rng.choice(np.flatnonzero(reviews.labels == minority), size=missing, replace=True)
+    index = np.concatenate([np.arange(len(reviews)), extra])
+    return reviews.subset(index)

@@ -1,0 +1,64 @@
+"""`sentiment evaluate`: score labelled reviews with a trained or exported model; write metrics and plots."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+from ..manifest import MANIFEST, TRAINING_MANIFEST
+from ..scoring import probabilities
+from .config import EvaluateConfig
+from .data import Reviews, load_reviews, run_split
+from .report import write_report
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(cfg: EvaluateConfig) -> dict:
+    """Accuracy, per-class P/R/F1, ROC-AUC and confusion matrix of `cfg.model` on `cfg.dataset`
+    (by default on the model's own validation hold-out, re-created from its manifest)."""
+    model_dir = Path(cfg.model)
+    reviews, name = _reviews(cfg, model_dir)
+    onnx = (model_dir / MANIFEST).exists()
+    probs = probabilities(_onnx_logits(cfg, model_dir, reviews) if onnx else _torch_logits(cfg, model_dir, reviews))
+    out_dir = Path(cfg.output) if cfg.output else model_dir / "evaluation"
+    metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {name}")
+    metrics["data"] = reviews.describe()
+    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    log.info("wrote %s", out_dir)
+    return metrics
+
+
+def _reviews(cfg: EvaluateConfig, model_dir: Path) -> tuple[Reviews, str]:
+    if cfg.dataset:
+        return load_reviews(cfg.dataset, cfg.split, cfg.text_column, cfg.label_column), Path(cfg.dataset).name
+    manifest_path = next((p for p in (model_dir / MANIFEST, model_dir / TRAINING_MANIFEST) if p.exists()), None)
+    params = json.loads(manifest_path.read_text()).get("hyperparameters") if manifest_path else None
+    if not params or not Path(params.get("dataset", "")).exists():
+        raise UserError(
+            f"{model_dir} does not say where its validation reviews are, or they are not on this machine: "
+            "pass --dataset FILE"
+        )
+    _, reviews = run_split(params)
+    return reviews, "its validation hold-out"
+
+
+def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:
+    from ..scorer import Scorer
+
+    return Scorer.load(model_dir).logits(reviews.texts, batch_size=cfg.batch_size, cleaned=True)
+
+
+def _torch_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:
+    from ..text import ReviewEncoder, TextSpec
+    from .modeling import load_model_dir, pick_device, predict_logits
+
+    model, tokenizer, manifest = load_model_dir(model_dir)
+    spec = TextSpec.from_dict(manifest["text_spec"]) if manifest else TextSpec()
+    device = pick_device(cfg.device)
+    encoder = ReviewEncoder(tokenizer.backend_tokenizer, spec)
+    return predict_logits(model.to(device), encoder.encode(reviews.texts), encoder.pad_id, device, cfg.batch_size)

@@ -1,0 +1,118 @@
+"""The end of a run: best weights → adapter/, validation report and plots, merged/ (checked against the
+adapter), the training manifest that export reads, and model cards."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+
+from .. import __version__
+from ..card import write_model_card
+from ..manifest import TRAINING_MANIFEST
+from ..metrics import cross_entropy
+from ..scoring import probabilities
+from .checkpoint import load_trainable
+from .config import RESUME_FREE
+from .modeling import merge, predict_logits, save_merged, to_tensors
+from .report import plot_training_curves, write_report
+
+if TYPE_CHECKING:
+    from .loop import Run, TrainState
+
+log = logging.getLogger(__name__)
+
+
+def finish(run: Run, state: TrainState) -> Path:
+    """Write everything the next stages read; returns the run's output folder."""
+    cfg = run.cfg
+    if run.best is not None:
+        load_trainable(run.model, run.best, cfg.output / "checkpoint" / "best.safetensors")
+    run.model.eval()
+    _save_adapter(run)
+    logits = predict_logits(run.model, run.val_ids, run.encoder.pad_id, run.device, cfg.eval_batch_size)
+    metrics = write_report(
+        run.val_set.labels, probabilities(logits), cfg.output, f"{cfg.base_model} + LoRA, validation"
+    )
+    if metrics["warning"]:
+        log.warning("!!! %s", metrics["warning"])
+    metrics["val_loss"] = cross_entropy(logits, run.val_set.labels)
+    plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png")
+    merged, merge_gap = _merge_checked(run)
+    metrics["training"] = _training_facts(run, state, merge_gap)
+    (cfg.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    manifest = _manifest(run, metrics)
+    (cfg.output / "adapter" / TRAINING_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    save_merged(merged, run.tokenizer, cfg.output / "merged", manifest)
+    card_metrics = {**manifest["metrics"], "measured_on": f"fp32 PyTorch, all {len(run.val_set)} validation reviews"}
+    for folder in (cfg.output, cfg.output / "merged"):
+        write_model_card(folder / "README.md", manifest, "transformers", card_metrics)
+    log.info(
+        "validation accuracy %.4f (macro F1 %.4f, ROC-AUC %.4f); %.1f reviews/s on %s; wrote %s",
+        metrics["accuracy"], metrics["macro_f1"], metrics["roc_auc"],
+        metrics["training"]["reviews_per_second"], run.device, cfg.output,
+    )  # fmt: skip
+    return cfg.output
+
+
+def _save_adapter(run: Run) -> None:
+    adapter_dir = run.cfg.output / "adapter"
+    run.model.save_pretrained(adapter_dir)
+    # Name the base as the user did ('minilm', a Hub id), not this machine's path to it.
+    adapter_config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    adapter_config["base_model_name_or_path"] = run.cfg.base_model
+    (adapter_dir / "adapter_config.json").write_text(json.dumps(adapter_config, indent=2))
+    run.tokenizer.save_pretrained(adapter_dir)
+
+
+def _merge_checked(run: Run):
+    """The merged model, and the largest logit gap to the adapter on 16 validation reviews (must be ≤ 1e-4)."""
+    probe = to_tensors(run.val_ids[:16], run.encoder.pad_id, run.device)
+    with torch.inference_mode():
+        before = run.model(**probe).logits.float()
+        merged = merge(run.model)
+        after = merged(**probe).logits.float()
+    gap = float((before - after).abs().max())
+    if gap > 1e-4:
+        raise RuntimeError(f"merged logits differ from the adapter's by {gap:.2e} (> 1e-4)")
+    return merged, gap
+
+
+def _training_facts(run: Run, state: TrainState, merge_gap: float) -> dict:
+    return {
+        "device": str(run.device),
+        "dtype": str(run.amp_dtype or torch.float32).removeprefix("torch."),
+        "steps": state.step,
+        "epochs_completed": round(state.reviews_seen / max(len(run.train_set), 1), 3),
+        "best_step": state.best_step,
+        "stop_reason": state.stop_reason,
+        "train_seconds": round(state.train_seconds, 1),
+        "reviews_per_second": round(state.reviews_seen / max(state.train_seconds, 1e-9), 2),
+        "merge_max_abs_logit_diff": merge_gap,
+        "torch_version": torch.__version__,
+    }
+
+
+def _manifest(run: Run, metrics: dict) -> dict:
+    """training_manifest.json: the text contract, data, metrics and options that export and evaluate read."""
+    cfg = run.cfg
+    split = (
+        f"eval file {cfg.eval_file}"
+        if cfg.eval_file
+        else f"stratified {cfg.val_fraction:.0%} hold-out, seed {cfg.seed}"
+        + (f", from a stratified subset of {cfg.max_samples}" if cfg.max_samples else "")
+    )
+    return {
+        "text_spec": cfg.spec.to_dict(),
+        "base_model": cfg.base_model,
+        "data": {"train": run.train_set.describe(), "validation": run.val_set.describe(), "split": split},
+        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "val_loss", "count", "warning")},
+        "training": metrics["training"],
+        "hyperparameters": {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE},
+        "package_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
