@@ -72,14 +72,16 @@ def split_units(text: str, max_units: int) -> tuple[list[str], str]:
     return [" ".join(sentences[i : i + size]) for i in range(0, len(sentences), size)], "sentence group"
 
 
-def explain(scorer: Scorer, text: str, max_units: int = 48, batch_size: int = 16) -> Explanation:
-    """Predict `text` and weigh each of its units by occlusion."""
-    cleaned = clean_text(text)
-    units, granularity = split_units(cleaned, max_units)
-    variants = [cleaned] + [" ".join(units[:i] + units[i + 1 :]) for i in range(len(units))]
+def explain(
+    scorer: Scorer, text: str, max_units: int = 48, batch_size: int = 16, *, cleaned: bool = False
+) -> Explanation:
+    """Predict `text` and weigh each of its units by occlusion (`cleaned=True`: the caller cleaned it)."""
+    cleaned_text = text if cleaned else clean_text(text)
+    units, granularity = split_units(cleaned_text, max_units)
+    variants = [cleaned_text] + [" ".join(units[:i] + units[i + 1 :]) for i in range(len(units))]
     logits = np.stack(list(scorer.iter_logits(variants, batch_size, cleaned=True)))
     log_odds = logits[:, 1] - logits[:, 0]
-    tokens = scorer.encoder.count_tokens(cleaned)
+    tokens = scorer.encoder.count_tokens(cleaned_text)
     return Explanation(
         prediction=scorer.to_prediction(logits[0]),
         units=units,

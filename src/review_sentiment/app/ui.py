@@ -61,11 +61,12 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
         return {}, [], "Type or paste a review first."
     if len(text) > MAX_REVIEW_CHARS:
         return {}, [], too_long(text)
-    if review_status(text)[0] != "ok":
+    status, cleaned = review_status(text)
+    if status != "ok":
         return {}, [], NO_WORDS
     note = ""
     started = time.perf_counter()
-    result = explain(scorer, text)
+    result = explain(scorer, cleaned, cleaned=True)
     spec = scorer.encoder.spec
     if result.truncated:
         head = scorer.encoder.budget // 4 if spec.truncation == "head+tail" else scorer.encoder.budget
@@ -89,7 +90,7 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     return confidences, result.highlighted(scorer.labels), note
 
 
-# score-csv gives such rows a "skipped: …" status (batch.review_status); the app refuses them alike.
+# score-csv gives such rows a "skipped: …" status (scoring.review_status); the app refuses them alike.
 NO_WORDS = "This review has no words to read (only numbers, dates, symbols or HTML): nothing to score."
 
 
@@ -237,9 +238,10 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
                 raise gr.Error("empty review")
             if len(text) > MAX_REVIEW_CHARS:
                 raise gr.Error(too_long(text))
-            if review_status(text)[0] != "ok":
+            status, cleaned = review_status(text)
+            if status != "ok":
                 raise gr.Error(NO_WORDS)
-            p = scorer.predict(text)
+            p = scorer.to_prediction(scorer.logits([cleaned], cleaned=True)[0])
             return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}
 
         gr.api(predict, api_name="predict")
