@@ -22,7 +22,7 @@ from .modeling import merge, predict_logits, save_merged, to_tensors
 from .report import plot_training_curves, write_report
 
 if TYPE_CHECKING:
-    from .loop import Run, TrainState
+    from .state import Run, TrainState
 
 log = logging.getLogger(__name__)
 

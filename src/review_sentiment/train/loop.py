@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import random
-import shutil
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -24,61 +22,14 @@ from tqdm.auto import tqdm
 from ..errors import UserError
 from ..metrics import cross_entropy
 from ..scoring import predicted_classes, probabilities
-from ..text import ReviewEncoder
-from .checkpoint import Stopper, load_checkpoint, recover_checkpoint, save_checkpoint, trainable_state
-from .config import RESUME_FREE, TrainConfig
-from .data import Reviews, oversample, run_split
+from .checkpoint import Stopper, trainable_state
+from .config import TrainConfig
 from .finish import finish
-from .modeling import add_lora, load_classifier, load_tokenizer, pick_device, predict_logits, to_tensors
+from .modeling import predict_logits, to_tensors
+from .prepare import prepare_output, resume, setup
+from .state import Run, TrainState
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class TrainState:
-    """Where a run is; saved in every checkpoint (state.json), so --resume continues exactly here."""
-
-    step: int = 0
-    epoch: int = 0
-    batch: int = 0  # position inside the epoch's batch order
-    best_accuracy: float = -1.0
-    best_step: int = 0
-    stale_evals: int = 0
-    train_seconds: float = 0.0  # optimizer time only: evaluation is not counted
-    reviews_seen: int = 0
-    stop_reason: str = "completed"
-    config: dict = field(default_factory=dict)
-
-
-@dataclass
-class Run:
-    """What the loop works with, built once by `_setup`."""
-
-    cfg: TrainConfig
-    model: torch.nn.Module
-    tokenizer: object
-    encoder: ReviewEncoder
-    train_set: Reviews
-    val_set: Reviews
-    train_ids: list[list[int]]
-    val_ids: list[list[int]]
-    device: torch.device
-    amp_dtype: torch.dtype | None
-    optimizer: torch.optim.Optimizer
-    scheduler: object
-    scaler: torch.amp.GradScaler
-    loss_fn: torch.nn.Module
-    total_steps: int
-    best: dict | None = None  # trainable weights at the best evaluation so far
-
-    def autocast(self):
-        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
-
-    def save_checkpoint(self, state: TrainState) -> None:
-        save_checkpoint(
-            self.cfg.output / "checkpoint", self.model, self.best, self.optimizer, self.scheduler, self.scaler,
-            asdict(state),
-        )  # fmt: skip
 
 
 @dataclass
@@ -93,11 +44,11 @@ class Meter:
 
 def train(cfg: TrainConfig) -> Path:
     """Fine-tune `cfg.base_model` with LoRA; write adapter/, merged/, metrics, plots and a card."""
-    _prepare_output(cfg)
+    prepare_output(cfg)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    run = _setup(cfg)
-    state = _resume(run) if cfg.resume else TrainState(config=cfg.to_dict())
+    run = setup(cfg)
+    state = resume(run) if cfg.resume else TrainState(config=cfg.to_dict())
     with (cfg.output / "history.jsonl").open("a") as history:
         _loop(run, state, history)
     if state.stop_reason == "completed":
@@ -246,116 +197,3 @@ def length_grouped_batches(lengths: np.ndarray, batch_size: int, seed: int, epoc
         chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
         batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def _prepare_output(cfg: TrainConfig) -> None:
-    has_checkpoint = recover_checkpoint(cfg.output / "checkpoint")
-    if cfg.resume:
-        if not has_checkpoint:
-            raise UserError(f"--resume: no checkpoint in {cfg.output}/checkpoint to resume from")
-        saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text())["config"]
-        changed = [
-            f"{k} ({saved.get(k)!r} → {v!r})"
-            for k, v in cfg.to_dict().items()
-            if k not in RESUME_FREE and saved.get(k) != v
-        ]
-        if changed:
-            raise UserError("--resume needs the options of the first run; changed: " + ", ".join(changed))
-        return
-    if cfg.output.exists() and any(cfg.output.iterdir()):
-        if not cfg.overwrite:
-            raise UserError(
-                f"output folder {cfg.output} already exists; pass --overwrite to replace it or --resume to continue"
-            )
-        shutil.rmtree(cfg.output)
-    cfg.output.mkdir(parents=True, exist_ok=True)
-
-
-def _resume(run: Run) -> TrainState:
-    """The checkpoint's state (weights, optimizer, RNG restored); history rows after it are dropped."""
-    cfg = run.cfg
-    saved, run.best = load_checkpoint(cfg.output / "checkpoint", run.model, run.optimizer, run.scheduler, run.scaler)
-    state = TrainState(**{**saved, "config": cfg.to_dict()})
-    history_path = cfg.output / "history.jsonl"
-    kept = [line for line in history_path.read_text().splitlines() if json.loads(line)["step"] <= state.step]
-    history_path.write_text("".join(line + "\n" for line in kept))
-    log.info("resumed from step %d (epoch %d, batch %d)", state.step, state.epoch, state.batch)
-    return state
-
-
-def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
-    train_set, val_set = run_split(cfg.to_dict())
-    balance = train_set.balance()
-    minority = min(balance.values()) / max(sum(balance.values()), 1)
-    log.info("train %d reviews %s, validation %d reviews %s", len(train_set), balance, len(val_set), val_set.balance())
-    if minority < 0.4 and cfg.class_weights == "none" and not cfg.oversample:
-        log.warning(
-            "classes are imbalanced (%.0f%% minority); consider --class-weights auto or --oversample", 100 * minority
-        )
-    if cfg.oversample:
-        train_set = oversample(train_set, cfg.seed)
-    return train_set, val_set
-
-
-def _amp(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32.
-
-    On CUDA: bf16 where supported, else fp16 (with a loss scaler). On CPU: bf16 only where the CPU
-    has native bf16 (AVX512-BF16 or AMX), where it measured faster per LoRA step than fp32;
-    elsewhere bf16 is emulated and slower, so fp32.
-    """
-    if precision == "fp32":
-        return None
-    if precision in ("bf16", "fp16"):
-        if precision == "fp16" and device.type != "cuda":
-            raise UserError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
-        return torch.bfloat16 if precision == "bf16" else torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.bfloat16 if native else None
-
-
-def _setup(cfg: TrainConfig) -> Run:
-    """Data, tokens, the LoRA model, optimizer and schedule: everything `_loop` needs."""
-    device = pick_device(cfg.device)
-    amp_dtype = _amp(device, cfg.precision)
-    train_set, val_set = _load_data(cfg)
-    tokenizer = load_tokenizer(cfg.base_model)
-    encoder = ReviewEncoder(tokenizer.backend_tokenizer, cfg.spec)
-    base = load_classifier(cfg.base_model)
-    limit = getattr(base.config, "max_position_embeddings", None)
-    if limit and cfg.max_length > limit:
-        raise UserError(f"--max-length {cfg.max_length} is more than {cfg.base_model} can read ({limit} positions)")
-    model = add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets).to(device)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    share = 100 * trainable / sum(p.numel() for p in model.parameters())
-    log.info("device %s, %s; %d trainable parameters (%.2f%%)", device, amp_dtype or torch.float32, trainable, share)
-    train_ids = encoder.encode(train_set.texts)
-    steps_per_epoch = math.ceil(math.ceil(len(train_ids) / cfg.batch_size) / cfg.grad_accum)
-    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    optimizer, scheduler = _optimizer(cfg, model, total_steps)
-    return Run(
-        cfg, model, tokenizer, encoder, train_set, val_set, train_ids, encoder.encode(val_set.texts), device,
-        amp_dtype, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-        _loss(cfg, train_set, device), total_steps,
-    )  # fmt: skip
-
-
-def _optimizer(cfg: TrainConfig, model: torch.nn.Module, total_steps: int):
-    """AdamW (no decay on biases and LayerNorm) with linear warm-up and decay."""
-    from transformers import get_linear_schedule_with_warmup
-
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
-
-
-def _loss(cfg: TrainConfig, train_set: Reviews, device: torch.device) -> torch.nn.Module:
-    weights = None
-    if cfg.class_weights == "auto":
-        counts = np.bincount(train_set.labels, minlength=2)
-        weights = torch.tensor(len(train_set) / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
-    return torch.nn.CrossEntropyLoss(weight=weights)

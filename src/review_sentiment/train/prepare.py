@@ -1,0 +1,135 @@
+"""Everything before the first step of a run: the output folder, data, tokens, the LoRA model, the optimizer,
+and the state of a resumed run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..text import ReviewEncoder
+from .checkpoint import load_checkpoint, recover_checkpoint
+from .config import RESUME_FREE, TrainConfig
+from .data import Reviews, oversample, run_split
+from .modeling import add_lora, load_classifier, load_tokenizer, pick_device
+from .state import Run, TrainState
+
+log = logging.getLogger(__name__)
+
+
+def prepare_output(cfg: TrainConfig) -> None:
+    has_checkpoint = recover_checkpoint(cfg.output / "checkpoint")
+    if cfg.resume:
+        if not has_checkpoint:
+            raise UserError(f"--resume: no checkpoint in {cfg.output}/checkpoint to resume from")
+        saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text())["config"]
+        changed = [
+            f"{k} ({saved.get(k)!r} → {v!r})"
+            for k, v in cfg.to_dict().items()
+            if k not in RESUME_FREE and saved.get(k) != v
+        ]
+        if changed:
+            raise UserError("--resume needs the options of the first run; changed: " + ", ".join(changed))
+        return
+    if cfg.output.exists() and any(cfg.output.iterdir()):
+        if not cfg.overwrite:
+            raise UserError(
+                f"output folder {cfg.output} already exists; pass --overwrite to replace it or --resume to continue"
+            )
+        shutil.rmtree(cfg.output)
+    cfg.output.mkdir(parents=True, exist_ok=True)
+
+
+def resume(run: Run) -> TrainState:
+    """The checkpoint's state (weights, optimizer, RNG restored); history rows after it are dropped."""
+    cfg = run.cfg
+    saved, run.best = load_checkpoint(cfg.output / "checkpoint", run.model, run.optimizer, run.scheduler, run.scaler)
+    state = TrainState(**{**saved, "config": cfg.to_dict()})
+    history_path = cfg.output / "history.jsonl"
+    kept = [line for line in history_path.read_text().splitlines() if json.loads(line)["step"] <= state.step]
+    history_path.write_text("".join(line + "\n" for line in kept))
+    log.info("resumed from step %d (epoch %d, batch %d)", state.step, state.epoch, state.batch)
+    return state
+
+
+def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
+    train_set, val_set = run_split(cfg.to_dict())
+    balance = train_set.balance()
+    minority = min(balance.values()) / max(sum(balance.values()), 1)
+    log.info("train %d reviews %s, validation %d reviews %s", len(train_set), balance, len(val_set), val_set.balance())
+    if minority < 0.4 and cfg.class_weights == "none" and not cfg.oversample:
+        log.warning(
+            "classes are imbalanced (%.0f%% minority); consider --class-weights auto or --oversample", 100 * minority
+        )
+    if cfg.oversample:
+        train_set = oversample(train_set, cfg.seed)
+    return train_set, val_set
+
+
+def _amp(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype, or None for plain fp32.
+
+    On CUDA: bf16 where supported, else fp16 (with a loss scaler). On CPU: bf16 only where the CPU
+    has native bf16 (AVX512-BF16 or AMX), where it measured faster per LoRA step than fp32;
+    elsewhere bf16 is emulated and slower, so fp32.
+    """
+    if precision == "fp32":
+        return None
+    if precision in ("bf16", "fp16"):
+        if precision == "fp16" and device.type != "cuda":
+            raise UserError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+    return torch.bfloat16 if native else None
+
+
+def setup(cfg: TrainConfig) -> Run:
+    """Data, tokens, the LoRA model, optimizer and schedule: everything `_loop` needs."""
+    device = pick_device(cfg.device)
+    amp_dtype = _amp(device, cfg.precision)
+    train_set, val_set = _load_data(cfg)
+    tokenizer = load_tokenizer(cfg.base_model)
+    encoder = ReviewEncoder(tokenizer.backend_tokenizer, cfg.spec)
+    base = load_classifier(cfg.base_model)
+    limit = getattr(base.config, "max_position_embeddings", None)
+    if limit and cfg.max_length > limit:
+        raise UserError(f"--max-length {cfg.max_length} is more than {cfg.base_model} can read ({limit} positions)")
+    model = add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets).to(device)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    share = 100 * trainable / sum(p.numel() for p in model.parameters())
+    log.info("device %s, %s; %d trainable parameters (%.2f%%)", device, amp_dtype or torch.float32, trainable, share)
+    train_ids = encoder.encode(train_set.texts)
+    steps_per_epoch = math.ceil(math.ceil(len(train_ids) / cfg.batch_size) / cfg.grad_accum)
+    total_steps = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    optimizer, scheduler = _optimizer(cfg, model, total_steps)
+    return Run(
+        cfg, model, tokenizer, encoder, train_set, val_set, train_ids, encoder.encode(val_set.texts), device,
+        amp_dtype, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+        _loss(cfg, train_set, device), total_steps,
+    )  # fmt: skip
+
+
+def _optimizer(cfg: TrainConfig, model: torch.nn.Module, total_steps: int):
+    """AdamW (no decay on biases and LayerNorm) with linear warm-up and decay."""
+    from transformers import get_linear_schedule_with_warmup
+
+    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+
+
+def _loss(cfg: TrainConfig, train_set: Reviews, device: torch.device) -> torch.nn.Module:
+    weights = None
+    if cfg.class_weights == "auto":
+        counts = np.bincount(train_set.labels, minlength=2)
+        weights = torch.tensor(len(train_set) / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+    return torch.nn.CrossEntropyLoss(weight=weights)
