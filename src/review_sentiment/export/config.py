@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from .quantize import Calibration, Int8Format, Int8Mode
 
 Quantize = Literal["none", "int8", "fp16"]
 Int8Target = Literal["auto", "avx512_vnni", "avx512", "avx2", "arm64"]
@@ -24,8 +25,24 @@ class ExportConfig:
     quantize: Quantize = field(
         default="none",
         metadata={
-            "help": "int8: dynamic int8 for CPU serving (ONNX Runtime runs int8 on CPU only); fp16: half precision for GPU serving"
+            "help": "int8: for CPU serving (ONNX Runtime runs int8 on CPU only); fp16: half precision for GPU serving"
         },
+    )
+    int8_mode: Int8Mode = field(
+        default="static",
+        metadata={
+            "help": "static: activation scales calibrated once on training reviews, so a review scores the same in "
+            "any batch; dynamic: scales per call over the whole batch (no calibration data needed)"
+        },
+    )
+    int8_format: Int8Format = field(
+        default="qdq", metadata={"help": "static int8 graph format: QDQ (fused by ONNX Runtime) or QOperator"}
+    )
+    calibration_samples: int = field(
+        default=256, metadata={"help": "training reviews that calibrate static int8 (never validation reviews)"}
+    )
+    calibration_method: Calibration = field(
+        default="minmax", metadata={"help": "how static int8 ranges are set from the calibration activations"}
     )
     optimize: Literal["none", "O1", "O2", "O3"] = field(
         default="none",
@@ -52,6 +69,8 @@ class ExportConfig:
         if self.model is None:
             raise UserError("export needs a MODEL folder (a merged model or a LoRA adapter), or --check FOLDER")
         self.model, self.output = Path(self.model), Path(self.output)
+        if self.calibration_samples < 1:
+            raise UserError("--calibration-samples must be at least 1")
         if self.quantize == "fp16" and self.optimize == "none":
             self.optimize = "O2"  # ONNX Runtime's fp16 conversion runs inside its transformer optimizer
 

@@ -54,15 +54,6 @@ def optimize(folder: Path, level: str, fp16: bool, out: Path) -> Path:
     return out / MODEL_FILE
 
 
-def quantize_int8(folder: Path, target: str, per_channel: bool, out: Path) -> Path:
-    from optimum.onnxruntime import ORTQuantizer
-    from optimum.onnxruntime.configuration import AutoQuantizationConfig
-
-    config = getattr(AutoQuantizationConfig, target)(is_static=False, per_channel=per_channel)
-    ORTQuantizer.from_pretrained(folder, file_name=MODEL_FILE).quantize(config, save_dir=out, file_suffix=None)
-    return out / MODEL_FILE
-
-
 def stage_folder(onnx_file: Path, merged: Path, folder: Path, manifest: dict) -> Path:
     """A self-describing folder: model.onnx, tokenizer files, config.json and manifest.json."""
     folder.mkdir(parents=True, exist_ok=True)

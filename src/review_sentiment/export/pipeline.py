@@ -21,9 +21,11 @@ from ..errors import UserError
 from ..manifest import MODEL_FILE, TRAINING_MANIFEST
 from ..scorer import Scorer
 from .config import ExportConfig, cpu_int8_target
-from .onnx import merged_folder, onnx_export, optimize, quantize_int8, stage_folder
+from .onnx import merged_folder, onnx_export, optimize, stage_folder
+from .quantize import quantize_dynamic_int8, quantize_static_int8
 from .verify import (
     PROBES,
+    calibration_reviews,
     card_section,
     format_table,
     measure,
@@ -129,11 +131,27 @@ def _variant(cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, man
         manifest.update(optimization=cfg.optimize, quantization="fp16" if cfg.quantize == "fp16" else "none")
         final_dir = stage_folder(scratch / "optimized" / MODEL_FILE, merged, scratch / "optimized", manifest)
     if cfg.quantize == "int8":
-        target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
-        quantize_int8(final_dir, target, cfg.per_channel, scratch / "int8")
-        manifest.update(quantization="int8", int8_target=target, per_channel=cfg.per_channel)
-        final_dir = stage_folder(scratch / "int8" / MODEL_FILE, merged, scratch / "int8", manifest)
+        final_dir = _int8(cfg, merged, final_dir, scratch / "int8", manifest)
     return final_dir
+
+
+def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: dict) -> Path:
+    """The int8 variant of `source` (static: calibrated on training reviews; dynamic: no calibration)."""
+    target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
+    details = {"mode": cfg.int8_mode, "target": target, "per_channel": cfg.per_channel}
+    if cfg.int8_mode == "static":
+        texts = calibration_reviews(manifest, cfg.calibration_samples)
+        ids = Scorer.load(source, provider="cpu", verify_checksum=False).encoder.encode(texts)
+        quantize_static_int8(source, target, cfg.per_channel, out, ids, cfg.int8_format, cfg.calibration_method)
+        details.update(
+            format=cfg.int8_format,
+            calibration={"method": cfg.calibration_method, "reviews": len(ids), "from": "the training split"},
+        )
+    else:
+        quantize_dynamic_int8(source, target, cfg.per_channel, out)
+        details["format"] = "qoperator"
+    manifest.update(quantization="int8", int8_target=target, per_channel=cfg.per_channel, int8=details)
+    return stage_folder(out / MODEL_FILE, merged, out, manifest)
 
 
 def _finish_folder(

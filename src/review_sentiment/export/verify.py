@@ -45,6 +45,24 @@ def validation_sample(training: dict, limit: int) -> tuple[list[str], np.ndarray
     return [reviews.texts[i] for i in pick], reviews.labels[pick]
 
 
+def calibration_reviews(training: dict, limit: int) -> list[str]:
+    """Up to `limit` reviews of the run's training split (cleaned), re-created from its manifest: static int8
+    is calibrated on these, never on the validation reviews it is then measured on."""
+    from ..train.data import run_split
+
+    params = training.get("hyperparameters") or {}
+    sources = [params[key] for key in ("dataset", "eval_file") if params.get(key)]
+    missing = [source for source in sources if not Path(source).exists()]
+    if not sources or missing:
+        raise UserError(
+            f"static int8 calibrates on the run's training reviews, and {', '.join(missing) or 'its data'} is not "
+            "on this machine: put it back, or pass --int8-mode dynamic"
+        )
+    train_set, _ = run_split(params)
+    pick = np.sort(np.random.default_rng(1).permutation(len(train_set))[:limit])
+    return [train_set.texts[i] for i in pick]
+
+
 def torch_reference_logits(merged: Path, scorer: Scorer, texts: list[str]) -> np.ndarray:
     """The merged PyTorch model's logits on exactly the token ids the ONNX scorer feeds."""
     import torch

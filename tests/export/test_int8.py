@@ -1,0 +1,80 @@
+"""int8 that gives a review the same answer in any batch, calibrated on training reviews only; fused graphs quantize."""
+
+import json
+
+import numpy as np
+import pytest
+
+from review_sentiment.cli import main
+from review_sentiment.scorer import Scorer
+
+from ..conftest import toy_reviews
+
+
+def _scores_alone_batched_and_shuffled(folder, texts):
+    scorer = Scorer.load(folder)
+    alone = np.stack([scorer.logits([t])[0] for t in texts])
+    batched = scorer.logits(texts, batch_size=16)
+    order = np.random.default_rng(7).permutation(len(texts))
+    shuffled = np.empty_like(batched)
+    shuffled[order] = scorer.logits([texts[i] for i in order], batch_size=5)
+    return [np.exp(x)[:, 1] / np.exp(x).sum(axis=1) for x in (alone, batched, shuffled)], [
+        x.argmax(axis=1) for x in (alone, batched, shuffled)
+    ]
+
+
+def test_static_int8_scores_a_review_the_same_in_any_batch(exported):
+    """Long and short reviews together, so batches pad: padding and neighbours must not move a score."""
+    texts = toy_reviews(30, seed=11)["review"].tolist()
+    texts += [" ".join(texts[:6]), "great", "awful dull"]
+    (alone, batched, shuffled), (labels_alone, labels_batched, labels_shuffled) = _scores_alone_batched_and_shuffled(
+        exported["int8"], texts
+    )
+    assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
+    assert (labels_alone == labels_batched).all() and (labels_alone == labels_shuffled).all()
+    manifest = json.loads((exported["int8"] / "manifest.json").read_text())
+    assert manifest["int8"]["mode"] == "static" and manifest["int8"]["calibration"]["from"] == "the training split"
+
+
+def test_calibration_uses_training_reviews_never_validation_reviews(trained_run):
+    from review_sentiment.export.verify import calibration_reviews, validation_sample
+
+    training = json.loads((trained_run / "merged" / "training_manifest.json").read_text())
+    calibration = calibration_reviews(training, 1000)
+    validation, _ = validation_sample(training, 1000)
+    assert calibration and validation and not set(calibration) & set(validation)
+    assert len(calibration) == training["data"]["train"]["rows"]
+
+
+def test_static_int8_without_its_training_data_says_what_to_do(trained_run, tmp_path, capsys):
+    merged = tmp_path / "merged"
+    import shutil
+
+    shutil.copytree(trained_run / "merged", merged)
+    manifest = json.loads((merged / "training_manifest.json").read_text())
+    manifest["hyperparameters"]["dataset"] = str(tmp_path / "gone.csv")
+    (merged / "training_manifest.json").write_text(json.dumps(manifest))
+    assert main(["export", str(merged), "--output", str(tmp_path / "out"), "--quantize", "int8"]) == 2
+    assert "--int8-mode dynamic" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("optimize", "mode"), [("O2", "static"), ("O2", "dynamic"), ("O3", "static")])
+def test_fused_graphs_quantize(trained_run, tmp_path, optimize, mode):
+    """Optimization levels combine with int8 (the quantizer used to stop on the fused graph's untyped tensors)."""
+    out = tmp_path / f"{optimize}-{mode}"
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--quantize", "int8"]
+    args += ["--optimize", optimize, "--int8-mode", mode, "--validation-samples", "40"]
+    assert main(args) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["optimization"] == optimize and manifest["int8"]["mode"] == mode
+    assert manifest["export_check"]["variants"][-1]["agreement"] >= 0.9
+
+
+def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):
+    out = tmp_path / "qop"
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--quantize", "int8", "--int8-format"]
+    assert main([*args, "qoperator", "--validation-samples", "40"]) == 0
+    texts = toy_reviews(20, seed=12)["review"].tolist() + ["great"]
+    (alone, batched, shuffled), _ = _scores_alone_batched_and_shuffled(out, texts)
+    assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
