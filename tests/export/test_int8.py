@@ -75,6 +75,6 @@ def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):
     out = tmp_path / "qop"
     args = ["export", str(trained_run / "merged"), "--output", str(out), "--quantize", "int8", "--int8-format"]
     assert main([*args, "qoperator", "--validation-samples", "40"]) == 0
-    texts = toy_reviews(20, seed=12)["review"].tolist() + ["great"]
+    texts = [*toy_reviews(20, seed=12)["review"].tolist(), "great"]
     (alone, batched, shuffled), _ = _scores_alone_batched_and_shuffled(out, texts)
     assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
