@@ -1,4 +1,4 @@
-"""python scripts/bench_scoring.py --merged runs/default-minilm/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
+"""python benchmarks/bench_scoring.py --merged runs/default-minilm/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
 
 Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
 PyTorch model, batch 32; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline;
@@ -19,9 +19,9 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-from review_sentiment.export import validation_sample
+from review_sentiment.export.verify import validation_sample
 from review_sentiment.metrics import agreement, label_accuracy
-from review_sentiment.runtime import Scorer
+from review_sentiment.scorer import Scorer
 from review_sentiment.text import LABELS
 
 
@@ -57,18 +57,18 @@ def timed(label: str, fn, texts: list[str]) -> dict:
     return {"name": label, "seconds": seconds, "reviews_per_s": len(texts) / seconds, "labels": labels}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--merged", type=Path, required=True, help="merged PyTorch model folder")
     parser.add_argument("--fp32", type=Path, required=True, help="our fp32 export")
     parser.add_argument("--int8", type=Path, required=True, help="our int8 export")
     parser.add_argument("--samples", type=int, default=1000, help="validation reviews to score")
     parser.add_argument("--out", type=Path, default=Path("bench-out/scoring.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    training = json.loads((args.merged / "training_manifest.json").read_text())
-    texts, gold = validation_sample(training, args.samples)
-    max_length = training["text_spec"]["max_length"]
+
+def run_runners(args: argparse.Namespace, texts: list[str], max_length: int) -> list[dict]:
+    """Time (a) the PyTorch pipeline, (b) Optimum's ORTModel pipeline and (c) our runtime, fp32 and int8, in that order."""
     tokenizer = AutoTokenizer.from_pretrained(args.merged)
     labels_of = lambda outputs: [o["label"] for o in outputs]  # noqa: E731
 
@@ -86,14 +86,20 @@ def main() -> None:
     for name, folder in (("(c) ours, fp32", args.fp32), ("(c) ours, int8", args.int8)):
         scorer = Scorer.load(folder, provider="cpu")
         results.append(timed(name, lambda t, s=scorer: [p.label for p in s.predict(t, batch_size=32)], texts))
+    return results
 
-    reference = results[0]
-    ours = Scorer.load(args.fp32, provider="cpu")
+
+def padded_lengths(fp32: Path, texts: list[str]) -> list[int]:
+    """Each review's padded length as our runtime batches them: longest first, 32 a batch, padded to the first."""
+    ours = Scorer.load(fp32, provider="cpu")
     ids = ours.encoder.encode(texts)
     order = np.argsort([-len(s) for s in ids], kind="stable")
-    padded = [len(ids[order[i]]) for i in range(0, len(ids), 32) for _ in order[i : i + 32]]
-    flops = model_flops(json.loads((args.merged / "config.json").read_text()), padded)
-    peak = matmul_gflops()
+    return [len(ids[order[i]]) for i in range(0, len(ids), 32) for _ in order[i : i + 32]]
+
+
+def result_rows(results: list[dict], flops: float, gold: list) -> list[dict]:
+    """Reviews/s, ratio to and agreement with the pipeline (results[0]), accuracy, and GFLOP/s for ours."""
+    reference = results[0]
     gold_labels = np.array(gold)
     rows = []
     for r in results:
@@ -107,17 +113,12 @@ def main() -> None:
                 "achieved_gflops": round(flops / r["seconds"] / 1e9, 1) if r["name"].startswith("(c)") else None,
             }
         )
-    report = {
-        "machine": machine(),
-        "date": time.strftime("%Y-%m-%d"),
-        "samples": len(texts),
-        "split": training["data"]["split"],
-        "matmul_fp32_gflops": round(peak, 1),
-        "results": rows,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"\n{report['machine']}; {len(texts)} validation reviews ({report['split']}); {report['date']}")
+    return rows
+
+
+def print_report(report: dict, peak: float) -> None:
+    rows = report["results"]
+    print(f"\n{report['machine']}; {report['samples']} validation reviews ({report['split']}); {report['date']}")
     print(f"plain fp32 matmul (torch, 2048^3): {peak:.1f} GFLOP/s")
     print("| runner | reviews/s | × pipeline | agreement | accuracy | GFLOP/s |\n| --- | --- | --- | --- | --- | --- |")
     for r in rows:
@@ -126,6 +127,26 @@ def main() -> None:
             f"| {r['name']} | {r['reviews_per_s']} | {r['ratio_to_pipeline']:.2f}× | "
             f"{r['agreement_with_pipeline']:.2%} | {r['accuracy']:.2%} | {gf} |"
         )
+
+
+def main() -> None:
+    args = parse_args()
+    training = json.loads((args.merged / "training_manifest.json").read_text())
+    texts, gold = validation_sample(training, args.samples)
+    results = run_runners(args, texts, training["text_spec"]["max_length"])
+    flops = model_flops(json.loads((args.merged / "config.json").read_text()), padded_lengths(args.fp32, texts))
+    peak = matmul_gflops()
+    report = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "samples": len(texts),
+        "split": training["data"]["split"],
+        "matmul_fp32_gflops": round(peak, 1),
+        "results": result_rows(results, flops, gold),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print_report(report, peak)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""python scripts/render_benchmarks.py
+"""python benchmarks/render_benchmarks.py
 
 Write BENCHMARKS.md, and the default-model and "Measured" blocks of README.md, from the JSON the
 benchmark scripts left in bench-out/ and from the bundled model's manifest, so that every figure
@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from review_sentiment.runtime import DEFAULT_MODEL_DIR
+from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
 OUT = Path("bench-out")
 
@@ -27,21 +27,22 @@ def bf16_note(train: dict) -> str:
     return ""
 
 
-def main() -> None:
-    scoring, memory, app, train = load("scoring.json"), load("memory.json"), load("app.json"), load("train.json")
-    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
-    training, check = manifest["training"], manifest["export_check"]
-    metrics = manifest["training_metrics"]
-    lines = [
+def header_lines(scoring: dict, manifest: dict) -> list[str]:
+    return [
         "# Benchmarks",
         "",
-        "Every figure below is copied by `scripts/render_benchmarks.py` from the JSON written by the script",
+        "Every figure below is copied by `benchmarks/render_benchmarks.py` from the JSON written by the script",
         "named in its section. Machine for all of them (unless said): "
         f"{scoring['machine']}; 2 cores, 24 GiB, no GPU. No GPU was available to this project, so there are no GPU figures.",
         f"Validation data: {manifest['data']['split']} of the IMDB train split "
         f"({manifest['data']['validation']['rows']} reviews); the IMDB test split was never used.",
-        "",
-        f"## Training throughput (`scripts/bench_train.py`, {train['date']})",
+    ]
+
+
+def training_section(train: dict, training: dict) -> list[str]:
+    """bench_train's throughput per precision, then the default model's own training run from its manifest."""
+    lines = [
+        f"## Training throughput (`benchmarks/bench_train.py`, {train['date']})",
         f"LoRA on the bundled MiniLM-L6, real reviews, head+tail 256 tokens, batch 16, {train['steps']} optimizer steps each, "
         f"measured by the trainer; CPU: {train['cpu']}.",
         "",
@@ -53,12 +54,19 @@ def main() -> None:
         f"| {r['precision']} ({r['dtype']}) | {r['reviews_per_s']:.2f} | {r['reviews_per_s'] / base:.2f}× |"
         for r in train["results"]
     ]
-    lines += [
+    return [
+        *lines,
         "",
         f"The default model's own run (`scripts/ship_default_model.py` docstring has the command): "
         f"{training['train_seconds']:.0f} s of training at {training['reviews_per_second']} reviews/s "
         f"({training['dtype']}), {training['steps']} steps, {training['epochs_completed']} epochs, stop: {training['stop_reason']}.",
-        "",
+    ]
+
+
+def accuracy_section(manifest: dict) -> list[str]:
+    """The bundled model's validation metrics and its export check (fp32 vs int8), from its manifest."""
+    check, metrics = manifest["export_check"], manifest["training_metrics"]
+    lines = [
         f"## Default model accuracy, fp32 vs int8 (`sentiment export` via `scripts/ship_default_model.py`, {manifest['created'][:10]})",
         f"Training-time validation (fp32 PyTorch, all {metrics['count']} held-out reviews): accuracy {metrics['accuracy']:.2%}, "
         f"macro F1 {metrics['macro_f1']:.4f}, ROC-AUC {metrics['roc_auc']:.4f}.",
@@ -68,13 +76,15 @@ def main() -> None:
         "| variant | size MB | agreement with fp32 | accuracy | ms/review |",
         "| --- | --- | --- | --- | --- |",
     ]
-    lines += [
+    return lines + [
         f"| {r['variant']} | {r['size_mb']:.1f} | {r['agreement']:.2%} | {r['accuracy']:.2%} | {r['ms_per_review']:.1f} |"
         for r in check["variants"]
     ]
-    lines += [
-        "",
-        f"## Scoring throughput vs peers (`scripts/bench_scoring.py`, {scoring['date']})",
+
+
+def scoring_section(scoring: dict) -> list[str]:
+    lines = [
+        f"## Scoring throughput vs peers (`benchmarks/bench_scoring.py`, {scoring['date']})",
         f"{scoring['samples']} validation reviews, one run, batch 32, max length 256. The peers truncate the head only "
         "(what a transformers pipeline does); ours reads head+tail as in training, so label agreement below 100% is by design "
         "and accuracy is the fair comparison.",
@@ -88,38 +98,145 @@ def main() -> None:
             f"| {r['name']} | {r['reviews_per_s']} | {r['ratio_to_pipeline']:.2f}× | "
             f"{r['agreement_with_pipeline']:.2%} | {r['accuracy']:.2%} | {gf} |"
         )
-    lines += [
+    return [
+        *lines,
         "",
         f"Plain fp32 matrix multiply in the same run (torch, 2048³): {scoring['matmul_fp32_gflops']} GFLOP/s. "
         "GFLOP/s counts the encoder's linear and attention FLOPs on the padded batches actually run; int8 runs "
         "integer dot products (VNNI), so its figure can exceed the fp32 matmul.",
-        "",
-        f"## App latency (`scripts/bench_app.py`, {app['date']})",
+    ]
+
+
+def app_section(app: dict) -> list[str]:
+    return [
+        f"## App latency (`benchmarks/bench_app.py`, {app['date']})",
         f"HTTP through gradio_client to `python -m review_sentiment.app` with the bundled model, {app['repeats']} calls each.",
         "",
         "| input | endpoint | p50 ms | p95 ms |",
         "| --- | --- | --- | --- |",
-    ]
-    lines += [f"| {r['input']} | {r['endpoint']} | {r['p50_ms']} | {r['p95_ms']} |" for r in app["results"]]
-    lines += [
+        *(f"| {r['input']} | {r['endpoint']} | {r['p50_ms']} | {r['p95_ms']} |" for r in app["results"]),
         "",
         "`/predict` is one review; `/analyze` is one review with its occlusion explanation (at most 48 units, batched).",
-        "",
-        f"## score-csv peak memory (`scripts/bench_memory.py`, {memory['date']})",
+    ]
+
+
+def memory_section(memory: dict) -> list[str]:
+    return [
+        f"## score-csv peak memory (`benchmarks/bench_memory.py`, {memory['date']})",
         "Generated short reviews, bundled model, default chunking.",
         "",
         "| rows | input MB | peak RSS MB | seconds | rows/s |",
         "| --- | --- | --- | --- | --- |",
+        *(
+            f"| {r['rows']:,} | {r['input_mb']} | {r['peak_rss_mb']} | {r['seconds']} | {r['rows_per_s']} |"
+            for r in memory["results"]
+        ),
     ]
-    lines += [
-        f"| {r['rows']:,} | {r['input_mb']} | {r['peak_rss_mb']} | {r['seconds']} | {r['rows_per_s']} |"
-        for r in memory["results"]
+
+
+INSTALL_ROWS = {"serving": "serving", "serving+app": "serving + app", "full": "full"}
+
+
+def yes_no(flag: bool | None) -> str:
+    return "–" if flag is None else ("yes" if flag else "no")
+
+
+def install_checks(installs: dict) -> list[str]:
+    """One bullet per install with what bench_install checked in it."""
+    lines = []
+    serving = installs["serving"]["checks"]
+    lines.append(
+        f"- serving: `score-csv examples/reviews.csv` exit {serving['score_csv_exit']}, "
+        f"{serving['score_csv_rows_out']} of {serving['score_csv_rows_in']} rows written "
+        f"({'ok' if serving['score_csv_ok'] else 'FAILED'}); `import torch` fails: {yes_no(serving['torch_absent'])}; "
+        f"`import gradio` fails: {yes_no(serving['gradio_absent'])}."
+    )
+    if "serving+app" in installs:
+        lines.append(
+            f"- serving + app: `import gradio` works: {yes_no(installs['serving+app']['checks']['gradio_importable'])}."
+        )
+    if "full" in installs:
+        full = installs["full"]["checks"]
+        lines.append(
+            f"- full: `import torch` works: {yes_no(full['torch_importable'])}; "
+            f"`import gradio` works: {yes_no(full['gradio_importable'])}."
+        )
+    return lines
+
+
+def help_timings(startup: dict) -> list[str]:
+    """A table of the --help wall times, one column per venv measured, and what building the parser imported."""
+    venvs = [name for name in ("serving", "dev") if name in startup]
+    titles = {"serving": "serving venv, ms", "dev": "full dev venv, ms"}
+
+    def cell(result: dict) -> str:
+        if not result.get("exists", True):
+            return "–"
+        return f"{result['median_s'] * 1000:.0f}" + ("" if result["ok"] else " (exit ≠ 0)")
+
+    commands = list(startup[venvs[0]]["help"]) if venvs else []
+    lines = [
+        "| command | " + " | ".join(titles[v] for v in venvs) + " |",
+        "| --- |" + " --- |" * len(venvs),
+        *(f"| `{c}` | " + " | ".join(cell(startup[v]["help"][c]) for v in venvs) + " |" for c in commands),
     ]
-    Path("BENCHMARKS.md").write_text("\n".join(lines) + "\n")
-    print(Path("BENCHMARKS.md").read_text())
+    for name in venvs:
+        found = startup[name]["parser_imports"]
+        lines += [
+            "",
+            f"Building the `sentiment` parser in the {titles[name].removesuffix(', ms')} imports torch: "
+            f"{yes_no(found['imports_torch'])}, gradio: {yes_no(found['imports_gradio'])} (`python -X importtime`).",
+        ]
+    return lines
+
+
+def install_section(install: dict) -> list[str]:
+    """bench_install: size and install time per install, the checks, and the CLIs' --help start-up times."""
+    machine, installs = install["machine"], install["installs"]
+    cache = "warm" if install["pip_cache_before"]["present"] else "empty"
+    lines = [
+        f"## Install size and start-up (`benchmarks/bench_install.py`, {install['date']})",
+        f"Fresh venvs, non-editable `pip install` of the repo, pip cache {cache} at the start; size is every file under the "
+        f"venv (`du -sb`). CPU: {machine['cpu']}, {machine['cores']} cores, load average "
+        f"{machine['load_average_at_start'][0]} at the start.",
+        "",
+        "| install | pip install | size MB | install s |",
+        "| --- | --- | --- | --- |",
+    ]
+    for key, label in INSTALL_ROWS.items():
+        if key in installs:
+            row = installs[key]
+            steps = ", then ".join(f"`{step['pip_install']}`" for step in row["steps"])
+            lines.append(f"| {label} | {steps} | {row['size_mb']:.0f} | {row['install_seconds']:.0f} |")
+    timed = [r for venv in install["startup"].values() for r in venv["help"].values() if "runs" in r]
+    runs = f"median of {timed[0]['runs']} runs after a warm-up" if timed else "no command found"
+    lines += ["", *install_checks(installs), "", f"`--help` wall time, {runs}:", ""]
+    return lines + help_timings(install["startup"])
+
+
+def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, install: dict | None) -> str:
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    sections = [
+        training_section(train, manifest["training"]),
+        accuracy_section(manifest),
+        scoring_section(scoring),
+        app_section(app),
+        memory_section(memory),
+    ]
+    if install is not None:
+        sections.append(install_section(install))
+    lines = header_lines(scoring, manifest)
+    for section in sections:
+        lines += ["", *section]
+    return "\n".join(lines) + "\n"
+
+
+def model_block(manifest: dict) -> str:
+    """README's paragraph on the bundled model."""
+    check, metrics = manifest["export_check"], manifest["training_metrics"]
     int8 = check["variants"][-1]
     fp32 = check["variants"][0]
-    model_block = (
+    return (
         f"`src/review_sentiment/default_model/`: {manifest['base_model']} (MiniLM-L6, 384 hidden) + LoRA, trained on the IMDB "
         f"train split on this project's 2-core CPU and exported to int8 ONNX ({int8['size_mb']:.1f} MB; fp32 is "
         f"{fp32['size_mb']:.0f} MB, too large to bundle). Validation accuracy (fp32 PyTorch, {metrics['count']} held-out "
@@ -130,9 +247,13 @@ def main() -> None:
         "export `--quantize none` where that matters more than size and speed. The model card "
         "(`default_model/README.md`) has the exact commands, commit, split, hyper-parameters, time and machine."
     )
+
+
+def numbers_block(scoring: dict, memory: dict, app: dict, train: dict) -> str:
+    """README's "Measured" list: the headline figure of each benchmark."""
     best = max((r for r in scoring["results"] if r["name"].startswith("(c)")), key=lambda r: r["reviews_per_s"])
     long_explain = next(r for r in app["results"] if r["input"].startswith("long") and r["endpoint"] == "/analyze")
-    numbers = "\n".join(
+    return "\n".join(
         [
             f"On {scoring['machine']} (2 cores, no GPU), {scoring['date']}:",
             "",
@@ -149,12 +270,25 @@ def main() -> None:
             + ".",
         ]
     )
+
+
+def replace_readme_blocks(blocks: dict[str, str]) -> None:
+    """Put each block between README.md's `<!-- name:start -->` and `<!-- name:end -->` markers."""
     readme = Path("README.md").read_text()
-    for name, block in (("model", model_block), ("numbers", numbers)):
+    for name, block in blocks.items():
         start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
         head, rest = readme.split(start, 1)
         readme = head + start + "\n" + block + "\n" + end + rest.split(end, 1)[1]
     Path("README.md").write_text(readme)
+
+
+def main() -> None:
+    scoring, memory, app, train = load("scoring.json"), load("memory.json"), load("app.json"), load("train.json")
+    install = load("install.json") if (OUT / "install.json").is_file() else None
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    Path("BENCHMARKS.md").write_text(benchmarks_markdown(scoring, memory, app, train, install))
+    print(Path("BENCHMARKS.md").read_text())
+    replace_readme_blocks({"model": model_block(manifest), "numbers": numbers_block(scoring, memory, app, train)})
 
 
 if __name__ == "__main__":

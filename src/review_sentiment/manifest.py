@@ -81,6 +81,9 @@ def validate_manifest(manifest: dict, where: str = MANIFEST) -> dict:
             problems.append(f"{key} is {manifest[key]!r}, not one of {', '.join(expected)}")
         elif isinstance(expected, type) and not isinstance(manifest[key], expected):
             problems.append(f"{key} is not a {expected.__name__}")
+    temperature = manifest.get("temperature", 1.0)
+    if not isinstance(temperature, int | float) or isinstance(temperature, bool) or not temperature > 0:
+        problems.append(f"temperature is {temperature!r}, not a positive number")
     spec = manifest.get("text_spec", {})
     if isinstance(spec, dict) and not {"max_length", "truncation"} <= spec.keys():
         problems.append("text_spec needs max_length and truncation")

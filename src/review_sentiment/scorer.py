@@ -55,6 +55,8 @@ class Scorer:
         self.encoder = encoder
         self.manifest = manifest
         self.labels = encoder.spec.labels
+        # Fitted at export on validation logits; dividing the logits by it changes confidences, never labels.
+        self.temperature = float(manifest.get("temperature", 1.0))
         self.input_names = [i.name for i in session.get_inputs()]
         self.use_io_binding = session.get_providers()[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
@@ -65,7 +67,9 @@ class Scorer:
         provider: str = "auto",
         threads: int | None = None,
         verify_checksum: bool = True,
+        calibrated: bool = True,
     ) -> Scorer:
+        """The scorer of an exported folder; `calibrated=False` ignores its temperature (raw logits, for parity checks)."""
         folder = resolve_model_folder(model)
         manifest = read_manifest(folder)
         model_path = folder / manifest.get("model_file", MODEL_FILE)
@@ -79,7 +83,7 @@ class Scorer:
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
         session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
-        scorer = cls(folder, session, encoder, manifest)
+        scorer = cls(folder, session, encoder, manifest if calibrated else {**manifest, "temperature": 1.0})
         log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)
         return scorer
 
@@ -89,7 +93,7 @@ class Scorer:
         return self.session.get_providers()[0]
 
     def run_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
-        """Logits for one batch of token ids, padded to its longest member."""
+        """Calibrated logits (divided by the manifest's temperature) for one batch of token ids, padded to its longest member."""
         padded, mask = pad_batch(ids, self.encoder.pad_id)
         arrays = {"input_ids": np.asarray(padded, dtype=np.int64), "attention_mask": np.asarray(mask, dtype=np.int64)}
         arrays["token_type_ids"] = np.zeros_like(arrays["input_ids"])
@@ -100,8 +104,10 @@ class Scorer:
                 binding.bind_cpu_input(name, array)
             binding.bind_output("logits")
             self.session.run_with_iobinding(binding)
-            return binding.copy_outputs_to_cpu()[0].astype(np.float32)
-        return self.session.run(["logits"], feed)[0].astype(np.float32)
+            logits = binding.copy_outputs_to_cpu()[0]
+        else:
+            logits = self.session.run(["logits"], feed)[0]
+        return (logits / self.temperature if self.temperature != 1.0 else logits).astype(np.float32)
 
     def iter_logits(
         self, texts: Iterable[str], batch_size: int = 32, window: int | None = None, *, cleaned: bool = False

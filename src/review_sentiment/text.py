@@ -10,9 +10,11 @@ import html
 import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tokenizers import Tokenizer
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
 
 Truncation = Literal["head", "tail", "head+tail"]
 TRUNCATIONS: tuple[str, ...] = ("head", "tail", "head+tail")
@@ -209,6 +211,8 @@ class ReviewEncoder:
 
     @classmethod
     def from_file(cls, tokenizer_json: str, spec: TextSpec) -> ReviewEncoder:
+        from tokenizers import Tokenizer  # imported here: the CLI reads TextSpec to build --help
+
         return cls(Tokenizer.from_file(str(tokenizer_json)), spec)
 
     def truncate(self, ids: list[int]) -> tuple[list[int], bool]:

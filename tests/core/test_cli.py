@@ -9,7 +9,21 @@ import pytest
 from review_sentiment import errors
 from review_sentiment.cli import build_parser, main
 
-HEAVY = ("torch", "transformers", "peft", "optimum", "datasets", "gradio", "onnxruntime", "matplotlib", "ray")
+HEAVY = (
+    "torch",
+    "transformers",
+    "peft",
+    "optimum",
+    "datasets",
+    "gradio",
+    "onnxruntime",
+    "matplotlib",
+    "ray",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "tokenizers",
+)
 
 
 def test_building_every_parser_imports_no_heavy_stage():

@@ -77,8 +77,8 @@ def test_adapter_folder_export_equals_merged_export(exported, trained_run, tmp_p
     out = tmp_path / "from-adapter"
     assert main(["export", str(trained_run / "adapter"), "--output", str(out), "--validation-samples", "0"]) == 0
     texts = toy_reviews(20, seed=9)["review"].tolist()
-    from_adapter = Scorer.load(out).logits(texts)
-    from_merged = Scorer.load(exported["none"]).logits(texts)
+    from_adapter = Scorer.load(out, calibrated=False).logits(texts)
+    from_merged = Scorer.load(exported["none"], calibrated=False).logits(texts)
     np.testing.assert_allclose(from_adapter, from_merged, atol=1e-5)
 
 
@@ -93,9 +93,14 @@ def test_check_reverifies_and_refusals_are_clear(exported, trained_run, tmp_path
 
 
 def test_evaluate_scores_an_exported_folder_like_the_pytorch_model(exported, trained_run, tmp_path):
+    """With the temperature set aside (it rescales scores, never labels), ONNX and PyTorch agree."""
     data = tmp_path / "labelled.csv"
     toy_reviews(40, seed=4).to_csv(data, index=False)
-    assert main(["evaluate", str(exported["none"]), "--dataset", str(data), "--output", str(tmp_path / "onnx")]) == 0
+    uncalibrated = tmp_path / "uncalibrated"
+    shutil.copytree(exported["none"], uncalibrated)
+    manifest = json.loads((uncalibrated / "manifest.json").read_text())
+    (uncalibrated / "manifest.json").write_text(json.dumps({**manifest, "temperature": 1.0}))
+    assert main(["evaluate", str(uncalibrated), "--dataset", str(data), "--output", str(tmp_path / "onnx")]) == 0
     assert (
         main(["evaluate", str(trained_run / "merged"), "--dataset", str(data), "--output", str(tmp_path / "pt")]) == 0
     )
@@ -129,7 +134,7 @@ def test_measure_scores_each_review_against_its_own_label(exported):
     from review_sentiment.export.verify import measure
 
     texts = toy_reviews(30, seed=8)["review"].tolist()
-    logits = Scorer.load(exported["none"]).logits(texts)
+    logits = Scorer.load(exported["none"], calibrated=False).logits(texts)
     own = logits.argmax(axis=1)
     row = measure(exported["none"], texts, own, logits)
     assert row["accuracy"] == 1.0 and row["agreement"] == 1.0 and row["max_abs_logit_diff"] == 0.0

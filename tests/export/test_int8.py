@@ -78,3 +78,26 @@ def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):
     texts = [*toy_reviews(20, seed=12)["review"].tolist(), "great"]
     (alone, batched, shuffled), _ = _scores_alone_batched_and_shuffled(out, texts)
     assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
+
+
+def test_the_export_calibrates_and_the_scorer_applies_its_temperature(exported, bag_of_words_model, tmp_path):
+    manifest = json.loads((exported["int8"] / "manifest.json").read_text())
+    calibration = manifest["calibration"]
+    assert manifest["temperature"] == calibration["temperature"] > 0
+    assert {"ece_before", "ece", "brier_before", "brier"} <= calibration.keys()
+    assert manifest["validation_metrics"]["ece"] == calibration["ece"]
+    assert "Expected calibration error" in (exported["int8"] / "README.md").read_text()
+
+    import shutil
+
+    hot = tmp_path / "hot"
+    shutil.copytree(bag_of_words_model, hot)
+    edited = json.loads((hot / "manifest.json").read_text())
+    edited["temperature"] = 4.0
+    (hot / "manifest.json").write_text(json.dumps(edited))
+    texts = ["great wonderful", "awful", "great but awful dull"]
+    raw, cooled = Scorer.load(bag_of_words_model).predict(texts), Scorer.load(hot).predict(texts)
+    assert [p.label for p in raw] == [p.label for p in cooled]
+    raw_logits = Scorer.load(bag_of_words_model).logits(texts)
+    assert np.allclose(Scorer.load(hot).logits(texts), raw_logits / 4.0, atol=1e-6)
+    assert all(c.confidence < r.confidence for r, c in zip(raw, cooled, strict=True) if r.confidence > 0.5)

@@ -8,10 +8,12 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
-from .quantize import Calibration, Int8Format, Int8Mode
 
 Quantize = Literal["none", "int8", "fp16"]
 Int8Target = Literal["auto", "avx512_vnni", "avx512", "avx2", "arm64"]
+Int8Mode = Literal["static", "dynamic"]
+Int8Format = Literal["qdq", "qoperator"]
+Calibration = Literal["minmax", "entropy", "percentile"]
 
 
 @dataclass

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
+from ..calibration import calibrate
 from ..card import write_model_card
 from ..errors import UserError
 from ..manifest import MODEL_FILE, TRAINING_MANIFEST
@@ -63,6 +64,7 @@ def export(cfg: ExportConfig) -> Path:
             rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
         print(format_table(rows))
         warn_on_accuracy_drop(rows, cfg)
+        manifest.update(_calibration(final_dir, texts, labels, cleaned))
         _finish_folder(final_dir, merged, manifest, rows, training, labels, parity)
         if cfg.output.exists():
             shutil.rmtree(cfg.output)
@@ -154,6 +156,26 @@ def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: di
     return stage_folder(out / MODEL_FILE, merged, out, manifest)
 
 
+def _calibration(folder: Path, texts: list[str], labels, cleaned: bool) -> dict:
+    """The served variant's temperature, fitted on its own validation logits (int8 logits are not fp32's)."""
+    if labels is None or len(labels) < 10:
+        log.warning("no validation labels here: the model is not calibrated (temperature 1)")
+        return {
+            "temperature": 1.0,
+            "calibration": {"note": "not calibrated: no validation reviews on the export machine"},
+        }
+    result = calibrate(
+        Scorer.load(folder, provider="cpu", verify_checksum=False, calibrated=False).logits(texts, cleaned=cleaned),
+        labels,
+    )
+    log.info(
+        "temperature %.3f: ECE %.4f → %.4f, Brier %.4f → %.4f (%s)",
+        result["temperature"], result["ece_before"], result["ece"], result["brier_before"], result["brier"],
+        result["measured_on"],
+    )  # fmt: skip
+    return {"temperature": result["temperature"], "calibration": result}
+
+
 def _finish_folder(
     final_dir: Path, merged: Path, manifest: dict, rows: list[dict], training: dict, labels, parity: float
 ) -> None:
@@ -164,6 +186,8 @@ def _finish_folder(
         "validation_sample": len(labels) if labels is not None else 0,
     }
     manifest["validation_metrics"] = served_metrics(rows[-1], training, labels)
+    calibration = manifest.get("calibration", {})
+    manifest["validation_metrics"].update({k: calibration[k] for k in ("ece", "brier") if k in calibration})
     stage_folder(final_dir / MODEL_FILE, merged, final_dir, manifest)
     write_model_card(
         final_dir / "README.md", manifest, "onnx", manifest["validation_metrics"], card_section(manifest, rows)
@@ -172,7 +196,7 @@ def _finish_folder(
 
 def check(folder: Path) -> dict:
     """Re-verify an exported folder: checksum, manifest, and agreement with its source PyTorch model."""
-    scorer = Scorer.load(folder, provider="cpu")
+    scorer = Scorer.load(folder, provider="cpu", calibrated=False)
     manifest = scorer.manifest
     row = measure(folder, list(PROBES), None, None)
     source = Path(manifest.get("source_model", ""))

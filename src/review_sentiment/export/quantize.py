@@ -13,17 +13,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from ..manifest import MODEL_FILE
+from .config import Calibration, Int8Format
 
 log = logging.getLogger(__name__)
 
-Int8Mode = Literal["static", "dynamic"]
-Int8Format = Literal["qdq", "qoperator"]
-Calibration = Literal["minmax", "entropy", "percentile"]
 # u8 activations × s8 weights: the VNNI dot product. Without VNNI (plain AVX2/AVX512) the 16-bit
 # intermediate sums of u8×s8 can saturate, which ONNX Runtime avoids with 7-bit weights (reduce_range).
 REDUCED_RANGE_TARGETS = ("avx2", "avx512")

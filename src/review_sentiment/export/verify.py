@@ -90,7 +90,8 @@ def measure(
         "reviews": len(texts),
     }
     try:
-        scorer = Scorer.load(folder, provider="auto" if manifest["quantization"] == "fp16" else "cpu")
+        # Raw logits: parity with PyTorch is about the graph; a temperature would only rescale them.
+        scorer = Scorer.load(folder, provider="auto" if manifest["quantization"] == "fp16" else "cpu", calibrated=False)
         scorer.logits(texts[:8], cleaned=cleaned)  # warm-up
         started = time.perf_counter()
         logits = scorer.logits(texts, cleaned=cleaned)
@@ -169,5 +170,18 @@ fp32 matches PyTorch within {manifest["export_check"]["fp32_vs_pytorch_max_abs_l
 {format_table(rows)}
 ```
 
+{_calibration_line(manifest.get("calibration", {}))}
+
 Score with `score-csv reviews.csv --model THIS_FOLDER` or serve with `sentiment app --model THIS_FOLDER`.
 """
+
+
+def _calibration_line(calibration: dict) -> str:
+    if "temperature" not in calibration:
+        return "Confidence is not calibrated (no validation reviews were on the export machine)."
+    return (
+        f"Confidence is calibrated: the scorer divides the logits by the temperature {calibration['temperature']:.3f} "
+        f"(fitted by maximum likelihood on the validation reviews). Expected calibration error "
+        f"({calibration['ece_bins']} bins) {calibration['ece_before']:.4f} → {calibration['ece']:.4f}, Brier score "
+        f"{calibration['brier_before']:.4f} → {calibration['brier']:.4f} ({calibration['measured_on']})."
+    )
