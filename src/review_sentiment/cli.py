@@ -25,6 +25,8 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     require("train", "sentiment evaluate")
+    if (Path(args.model) / "manifest.json").exists():
+        require("cpu", "sentiment evaluate of an exported folder")
     from .train.config import EvaluateConfig
     from .train.evaluate import evaluate
 
@@ -53,11 +55,13 @@ def _merge(args: argparse.Namespace) -> None:
 def _export(args: argparse.Namespace) -> None:
     if args.check:
         require("export", "sentiment export --check")
+        require("cpu", "sentiment export --check")
         from .export.pipeline import check
 
         check(Path(args.check))
         return
     require("export", "sentiment export")
+    require("cpu", "sentiment export")  # it checks every variant on ONNX Runtime
     from .export.config import ExportConfig
     from .export.pipeline import export
 
@@ -74,6 +78,7 @@ def _app(args: argparse.Namespace) -> None:
 
 
 def _space(args: argparse.Namespace) -> None:
+    require("app", f"sentiment space {args.space_command}")  # the Space's SDK version is the installed gradio's
     from .app.space import build_space, push_space
 
     if args.space_command == "build":

@@ -9,7 +9,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "cpu": ("onnxruntime",),
     "app": ("gradio",),
     "train": ("torch", "transformers", "peft", "datasets", "matplotlib", "safetensors"),
-    "export": ("torch", "transformers", "optimum.onnxruntime", "onnx"),
+    "export": ("torch", "transformers", "peft", "datasets", "optimum.onnxruntime", "onnx"),
     "ray": ("ray",),
 }
 
@@ -33,4 +33,5 @@ def require(extra: str, what: str) -> None:
     install = (
         "'review-sentiment[cpu]' (or [gpu] on a CUDA machine)" if extra == "cpu" else f"'review-sentiment[{extra}]'"
     )
-    raise UserError(f"{what} needs {', '.join(missing)}, which is not installed: pip install {install}")
+    verb = "is" if len(missing) == 1 else "are"
+    raise UserError(f"{what} needs {', '.join(missing)}, which {verb} not installed: pip install {install}")

@@ -21,6 +21,10 @@ if TYPE_CHECKING:
 
 RESULT_COLUMNS = ("label", "score", "confidence", "status")
 NO_WORDS_STATUS = "skipped: no words"
+UNCERTAIN = "uncertain"  # scored, but less confident than --min-confidence
+SCORED = ("ok", UNCERTAIN)
+# Gold labels as people write them, for the accuracy a summary reports when the input has labels.
+LABEL_WORDS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
@@ -77,8 +81,13 @@ def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str],
     return statuses, texts
 
 
-def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_size: int = 32) -> pd.DataFrame:
-    """The frame with label/score/confidence/status added; bad rows get a status, never an exception."""
+def score_frame(
+    scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_size: int = 32, min_confidence: float | None = None
+) -> pd.DataFrame:
+    """The frame with label/score/confidence/status added; bad rows get a status, never an exception.
+
+    Below `min_confidence` a row keeps its label but its status is "uncertain": set aside, not dropped.
+    """
     names = result_names([str(c) for c in frame.columns])
     statuses, texts = row_statuses(frame[text_column], frame.attrs.get("bad_line"))
     rows = [i for i, status in enumerate(statuses) if status == "ok"]
@@ -90,6 +99,10 @@ def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_siz
         label[rows] = [scorer.labels[i] for i in predicted_classes(probs)]
         score[rows] = probs[:, 1]
         confidence[rows] = probs.max(axis=1)
+    if min_confidence is not None:
+        statuses = [
+            UNCERTAIN if s == "ok" and c < min_confidence else s for s, c in zip(statuses, confidence, strict=True)
+        ]
     out = frame.copy()
     out.attrs = {}
     out[names["label"]] = label
@@ -100,45 +113,94 @@ def score_frame(scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_siz
     return out
 
 
+def gold_class(value: object, labels: tuple[str, ...]) -> int | None:
+    """A gold label cell as a class index (the model's own label names, 0/1, pos/neg, …), or None."""
+    if is_missing(value):
+        return None
+    text = str(value).strip().lower().removesuffix(".0")
+    names = [label.lower() for label in labels]
+    return names.index(text) if text in names else LABEL_WORDS.get(text)
+
+
+def _gold_counts(frame: pd.DataFrame, names: dict[str, str], gold: pd.Series, labels: tuple[str, ...]) -> dict:
+    """Labelled and correctly labelled scored rows, overall and among the confident ("ok") ones."""
+    truth = [gold_class(value, labels) for value in gold]
+    status = frame[names["status"]].to_numpy()
+    known = np.array([t is not None for t in truth]) & np.isin(status, SCORED)
+    expected = np.array([labels[t] if t is not None else None for t in truth], dtype=object)
+    right = known & (expected == frame[names["label"]].to_numpy(dtype=object))
+    sure = status == "ok"
+    return {
+        "labelled": int(known.sum()),
+        "correct": int(right.sum()),
+        "confident_labelled": int((known & sure).sum()),
+        "confident_correct": int((right & sure).sum()),
+    }
+
+
 @dataclass
 class Summary:
     rows: int = 0
     scored: int = 0
+    uncertain: int = 0
     skipped: int = 0
     bad_lines: int = 0
     scored_now: int = 0  # scored by this run (a resumed run also counts what it found done)
     labels: dict[str, int] = field(default_factory=dict)
+    gold: dict[str, int] = field(default_factory=dict)  # labelled / correct, overall and where confident
+    min_confidence: float | None = None
     seconds: float = 0.0
     provider: str = ""
     model: str = ""
     output: str = ""
 
     @staticmethod
-    def counts(frame: pd.DataFrame, names: dict[str, str]) -> dict:
+    def counts(frame: pd.DataFrame, names: dict[str, str], gold: pd.Series | None = None, labels=()) -> dict:
         """What one scored chunk adds to the summary (kept per part, so a resumed run counts it too)."""
-        ok = frame[names["status"]] == "ok"
-        return {
+        status = frame[names["status"]]
+        scored = status.isin(SCORED)
+        counts = {
             "rows": len(frame),
-            "scored": int(ok.sum()),
-            "labels": dict(Counter(frame.loc[ok, names["label"]].tolist())),
+            "scored": int(scored.sum()),
+            "uncertain": int((status == UNCERTAIN).sum()),
+            "labels": dict(Counter(frame.loc[scored, names["label"]].tolist())),
         }
+        if gold is not None:
+            counts["gold"] = _gold_counts(frame, names, gold, labels)
+        return counts
 
     def record(self, counts: dict) -> None:
         self.rows += counts["rows"]
         self.scored += counts["scored"]
+        self.uncertain += counts.get("uncertain", 0)
         self.skipped += counts["rows"] - counts["scored"]
         for label, count in counts["labels"].items():
             self.labels[label] = self.labels.get(label, 0) + count
+        for key, count in counts.get("gold", {}).items():
+            self.gold[key] = self.gold.get(key, 0) + count
 
     def shares(self) -> str:
         if not self.scored:
             return "no review scored"
         return ", ".join(f"{label} {count / self.scored:.1%}" for label, count in sorted(self.labels.items()))
 
+    def accuracy(self) -> str:
+        """Accuracy against the input's gold labels, overall and above --min-confidence; '' without labels."""
+        if not self.gold.get("labelled"):
+            return ""
+        text = f"; accuracy {self.gold['correct'] / self.gold['labelled']:.2%} on {self.gold['labelled']} labelled"
+        if self.min_confidence is not None and self.gold.get("confident_labelled"):
+            confident = self.gold["confident_correct"] / self.gold["confident_labelled"]
+            text += f", {confident:.2%} on the {self.gold['confident_labelled']} at or above {self.min_confidence:g}"
+        return text
+
     def text(self) -> str:
         rate = self.scored_now / self.seconds if self.seconds else 0.0
+        uncertain = (
+            f" (uncertain {self.uncertain}, below {self.min_confidence:g})" if self.min_confidence is not None else ""
+        )
         return (
-            f"rows {self.rows}, scored {self.scored}, skipped {self.skipped}, bad lines {self.bad_lines}; "
-            f"{self.shares()}; {rate:.1f} reviews/s in {self.seconds:.1f} s on {self.provider}; "
+            f"rows {self.rows}, scored {self.scored}{uncertain}, skipped {self.skipped}, bad lines {self.bad_lines}; "
+            f"{self.shares()}{self.accuracy()}; {rate:.1f} reviews/s in {self.seconds:.1f} s on {self.provider}; "
             f"model {self.model}; output {self.output}"
         )

@@ -415,3 +415,38 @@ def test_json_output_is_strict_json_whatever_the_values(exported, tmp_path):
     assert main([str(lone), "--model", str(exported["int8"]), "--output", str(tmp_path / "sur.csv")]) == 0
     out = pd.read_csv(tmp_path / "sur.csv", dtype=str)
     assert out["status"].tolist() == ["ok"] and out["x"][0] == "\ufffd"
+
+
+def test_min_confidence_sets_unsure_rows_aside_and_labels_give_accuracy(bag_of_words_model, tmp_path, capsys):
+    """Bag-of-words logits (0, Σ±1): two cue words are 88% sure, one 73%, a cancelled pair 50%."""
+    rows = pd.DataFrame(
+        {
+            "review": ["great wonderful", "awful", "great awful", "loved superb", "boring dull", "12345"],
+            "gold": ["pos", "negative", "1", "0", "0", "1"],
+        }
+    )
+    source = tmp_path / "labelled.csv"
+    rows.to_csv(source, index=False)
+    args = [str(source), "--model", str(bag_of_words_model), "--min-confidence", "0.8", "--label-column", "gold"]
+    assert main(args) == 0
+    out = pd.read_csv(tmp_path / "labelled.scored.csv")
+    assert out["status"].tolist() == ["ok", "uncertain", "uncertain", "ok", "ok", "skipped: no words"]
+    assert out["label"].tolist()[:5] == ["positive", "negative", "negative", "positive", "negative"]
+    summary = capsys.readouterr().err
+    # Independently: the five scored rows, and the three confident ones.
+    scored = out[out["status"].isin(["ok", "uncertain"])]
+    gold = scored["gold"].map({"pos": "positive", "negative": "negative", "1": "positive", "0": "negative"})
+    confident = scored["status"] == "ok"
+    overall, sure = (gold == scored["label"]).mean(), (gold == scored["label"])[confident].mean()
+    assert "uncertain 2, below 0.8" in summary
+    assert f"accuracy {overall:.2%} on 5 labelled, {sure:.2%} on the 3 at or above 0.8" in summary
+
+
+def test_min_confidence_and_label_column_are_checked(bag_of_words_model, tmp_path, capsys):
+    source = tmp_path / "r.csv"
+    source.write_text("review\ngreat\n")
+    assert main([str(source), "--model", str(bag_of_words_model), "--min-confidence", "80"]) == 2
+    assert "--min-confidence must be between 0 and 1" in capsys.readouterr().err
+    assert main([str(source), "--model", str(bag_of_words_model), "--label-column", "gold"]) == 2
+    assert "label column 'gold' not found" in capsys.readouterr().err
+    assert not (tmp_path / "r.scored.csv").exists()

@@ -66,6 +66,7 @@ def test_every_command_has_a_description_and_states_its_defaults():
         (["evaluate", "model"], "train"),
         (["export", "model"], "export"),
         (["app"], "app"),
+        (["space", "build"], "app"),
     ],
 )
 def test_a_stage_that_is_not_installed_is_one_line_naming_its_extra(monkeypatch, capsys, argv, extra):
@@ -84,3 +85,9 @@ def test_score_csv_without_a_runtime_names_cpu_and_gpu(monkeypatch, capsys, tmp_
     err = capsys.readouterr().err
     assert "review-sentiment[cpu]" in err and "[gpu]" in err
     assert not (tmp_path / "r.scored.csv").exists()
+
+
+def test_export_without_a_runtime_names_it(monkeypatch, capsys):
+    monkeypatch.setattr(errors, "_installed", lambda module: module != "onnxruntime")
+    assert main(["export", "model"]) == 2
+    assert "review-sentiment[cpu]" in capsys.readouterr().err

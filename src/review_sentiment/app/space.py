@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from importlib.metadata import PackageNotFoundError, requires, version
 from pathlib import Path
 
@@ -33,8 +34,8 @@ def _requirements(gpu: bool) -> str:
     lines = []
     for text in requires(DISTRIBUTION) or []:
         requirement = Requirement(text)
-        extra = next((e for e in wanted if requirement.marker and requirement.marker.evaluate({"extra": e})), None)
-        if requirement.marker and extra is None and not requirement.marker.evaluate({"extra": ""}):
+        extra = next((e for e in wanted if requirement.marker and requirement.marker.evaluate(_space_env(e))), None)
+        if requirement.marker and extra is None and not requirement.marker.evaluate(_space_env("")):
             continue
         if requirement.name == "gradio":
             continue  # the Space's SDK installs gradio itself (sdk_version in the front matter)
@@ -44,6 +45,11 @@ def _requirements(gpu: bool) -> str:
             f"{requirement.name}{extras}=={pinned}" if pinned else f"{requirement.name}{extras}{requirement.specifier}"
         )
     return "\n".join(sorted(set(lines))) + "\n"
+
+
+def _space_env(extra: str) -> dict:
+    """Markers as a Space evaluates them (Linux x86_64), whatever machine builds the folder."""
+    return {"extra": extra, "sys_platform": "linux", "platform_system": "Linux", "platform_machine": "x86_64"}
 
 
 def _pinned_version(name: str) -> str | None:
@@ -73,7 +79,7 @@ def _readme(title: str, emoji: str, hardware: str, model_repo: str | None, manif
         f"sdk_version: {version('gradio')}",
         "app_file: app.py",
         "python_version: '3.11'",
-        "license: apache-2.0",
+        "license: mit",
         "short_description: Movie review sentiment with word-level explanations (ONNX)",
         f"suggested_hardware: {hardware}",
     ]
@@ -106,12 +112,13 @@ def build_space(
     emoji: str = "🎬",
     overwrite: bool = False,
 ) -> Path:
-    """Write app.py, requirements.txt, README.md (Spaces front matter), the package and the model."""
+    """Write app.py, requirements.txt, README.md (Spaces front matter), the package and the model.
+
+    The folder is written beside `output` and moved into place at the end: a failure leaves nothing behind.
+    """
     output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise UserError(f"output folder {output} already exists; pass --overwrite to replace it")
-        shutil.rmtree(output)
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise UserError(f"output folder {output} already exists; pass --overwrite to replace it")
     source = resolve_model_folder(model_repo or model)
     manifest = json.loads((source / "manifest.json").read_text())
     gpu = hardware not in CPU_HARDWARE
@@ -119,15 +126,30 @@ def build_space(
         raise UserError(
             "an int8 model runs on CPU only in ONNX Runtime: use --hardware cpu-basic or export fp32/fp16 for GPU"
         )
-    shutil.copytree(PACKAGE_DIR, output / "review_sentiment", ignore=shutil.ignore_patterns(*LEFT_OUT, "default_model"))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
+    try:
+        _write_space(staging, source, manifest, model_repo, hardware, gpu, title, emoji)
+        if output.exists():
+            shutil.rmtree(output)
+        staging.rename(output)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return output
+
+
+def _write_space(
+    folder: Path, source: Path, manifest: dict, model_repo: str | None, hardware: str, gpu: bool, title: str, emoji: str
+) -> None:
+    shutil.copytree(PACKAGE_DIR, folder / "review_sentiment", ignore=shutil.ignore_patterns(*LEFT_OUT, "default_model"))
     if model_repo:
         model_ref = repr(model_repo)
     else:
-        shutil.copytree(source, output / "model", ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(source, folder / "model", ignore=shutil.ignore_patterns("__pycache__"))
         model_ref = 'str(Path(__file__).parent / "model")'
     # On GPU hardware ask for CUDA outright: `auto` would fall back to CPU quietly and serve slowly.
     provider = "cuda" if gpu else "cpu"
-    (output / "app.py").write_text(f'''"""Hugging Face Space entry point, written by `sentiment space build`."""
+    (folder / "app.py").write_text(f'''"""Hugging Face Space entry point, written by `sentiment space build`."""
 
 from pathlib import Path
 
@@ -141,9 +163,8 @@ demo = build_demo(Scorer.load({model_ref}, provider={provider!r}))
 if __name__ == "__main__":
     launch(demo)
 ''')
-    (output / "requirements.txt").write_text(_requirements(gpu))
-    (output / "README.md").write_text(_readme(title, emoji, hardware, model_repo, manifest))
-    return output
+    (folder / "requirements.txt").write_text(_requirements(gpu))
+    (folder / "README.md").write_text(_readme(title, emoji, hardware, model_repo, manifest))
 
 
 def push_space(folder: Path, repo: str, private: bool = False) -> str:

@@ -34,7 +34,7 @@ class BatchConfig:
         default=None, metadata={"help": "format when the extension does not tell"}
     )
     encoding: str = field(
-        default="utf-8-sig", metadata={"help": "input text encoding (UTF-8 with or without BOM by default)"}
+        default="utf-8-sig", metadata={"help": "input text encoding (utf-8-sig reads UTF-8 with or without a BOM)"}
     )
     on_bad_lines: BadLines = field(
         default="error",
@@ -54,6 +54,17 @@ class BatchConfig:
     resume: bool = field(default=False, metadata={"help": "continue an interrupted run from its last finished chunk"})
     overwrite: bool = field(default=False, metadata={"help": "replace an existing output file"})
     raw: bool = field(default=False, metadata={"help": "write cells as they are (no spreadsheet formula escaping)"})
+    min_confidence: float | None = field(
+        default=None,
+        metadata={
+            "help": "rows whose (calibrated) confidence is below this keep their label but get status 'uncertain' "
+            "(default: none)"
+        },
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "column of gold labels (0/1, neg/pos or the model's labels): the summary reports accuracy"},
+    )
     engine: Literal["local", "ray"] = field(
         default="local",
         metadata={"help": "ray: distributed with Ray Data over files, folders, globs or URIs (needs the [ray] extra)"},
@@ -62,6 +73,8 @@ class BatchConfig:
     def __post_init__(self) -> None:
         if self.output is None and self.engine == "local":
             self.output = "-" if self.input == "-" else default_output(self.input, self.input_format)
+        if self.min_confidence is not None and not 0 < self.min_confidence < 1:
+            raise UserError("--min-confidence must be between 0 and 1 (a share, such as 0.8)")
         if self.batch_size < 1 or self.chunk_rows < 1:
             raise UserError("--batch-size and --chunk-rows must be positive")
         if self.resume and "-" in (self.input, self.output):

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from ..columns import TEXT_COLUMNS, detect_column
 from ..errors import UserError
-from ..manifest import resolve_model_folder
+from ..manifest import read_manifest, resolve_model_folder
 from ..scorer import Scorer
-from ..scoring import RESULT_COLUMNS, Summary, result_names, score_frame
+from ..scoring import Summary, result_names, score_frame
 from .config import BatchConfig
 from .formats import FORMATS, OUTPUT_FORMATS, format_of
 from .parts import Parts, output_lock
@@ -31,12 +31,14 @@ log = logging.getLogger(__name__)
 class ScoringActor:
     """One session per actor, built once; called with pandas batches."""
 
-    def __init__(self, model: str, provider: str, threads: int | None, text_column: str, batch_size: int) -> None:
+    def __init__(
+        self, model: str, provider: str, threads: int | None, text_column: str, batch_size: int, min_confidence=None
+    ) -> None:
         self.scorer = Scorer.load(model, provider, threads)
-        self.text_column, self.batch_size = text_column, batch_size
+        self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
 
     def __call__(self, batch):
-        return score_frame(self.scorer, batch, self.text_column, self.batch_size)
+        return score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
 
 
 def expand_paths(source: str) -> list[str]:
@@ -164,6 +166,7 @@ def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool
             "threads": cfg.threads or plan["threads"],
             "text_column": text_column,
             "batch_size": cfg.batch_size,
+            "min_confidence": cfg.min_confidence,
         },
         batch_size=cfg.chunk_rows,
         batch_format="pandas",
@@ -171,28 +174,35 @@ def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool
         num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"],
     )
-    summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output)
+    summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output, min_confidence=cfg.min_confidence)
     names = result_names(columns)
+    if cfg.label_column and cfg.label_column not in columns:
+        raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
+    labels = tuple(read_manifest(Path(model))["labels"])
+
+    def tally(frame) -> dict:
+        return Summary.counts(frame, names, frame[cfg.label_column] if cfg.label_column else None, labels)
+
     if single_file:  # replaced atomically at the end, under the output's lock
-        _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary)
+        _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary, tally)
     else:
-        _write_folder(scored, output, names, cfg.overwrite, summary)
+        _write_folder(scored, output, names, cfg, summary, tally)
     summary.seconds = time.monotonic() - started
     summary.scored_now = summary.scored
     return summary
 
 
-def _write_folder(scored, output: str, names: dict[str, str], overwrite: bool, summary: Summary) -> None:
+def _write_folder(scored, output: str, names: dict[str, str], cfg: BatchConfig, summary: Summary, tally) -> None:
     """Parquet shards into a folder (or URI); --overwrite empties it first, so no old shard remains."""
     import ray
 
     with output_lock(Path(output)) if "://" not in output else contextlib.nullcontext():
-        if overwrite:
+        if cfg.overwrite:
             _clear(output)
         scored.write_parquet(output)
-    shards = ray.data.read_parquet(output).select_columns([names["status"], names["label"]])
-    for batch in shards.iter_batches(batch_format="pandas"):
-        summary.record(Summary.counts(batch, names))
+    wanted = [names["status"], names["label"], *([cfg.label_column] if cfg.label_column else [])]
+    for batch in ray.data.read_parquet(output).select_columns(wanted).iter_batches(batch_format="pandas"):
+        summary.record(tally(batch))
 
 
 def default_ray_output(first: str) -> str:
@@ -210,9 +220,8 @@ def _arrow_schema(dataset):
     return schema if isinstance(schema, pa.Schema) else pa.schema([(n, pa.string()) for n in dataset.schema().names])
 
 
-def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary) -> None:
+def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary, tally) -> None:
     """Stream the scored rows, in order, into one local file with the local engine's writer."""
-    names = result_names(schema.names[: -len(RESULT_COLUMNS)])
     output.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output):
         parts = Parts(output, format_of(str(output)))
@@ -220,7 +229,7 @@ def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary
         count = 0
         try:
             for index, frame in enumerate(scored.iter_batches(batch_format="pandas")):
-                counts = Summary.counts(frame, names)
+                counts = tally(frame)
                 summary.record(counts)
                 parts.write(index, frame, schema, raw, counts)
                 count = index + 1

@@ -73,21 +73,26 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
 
 
 def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None) -> Summary:
-    summary = Summary(provider=scorer.provider, model=str(scorer.folder), output=cfg.output)
+    summary = Summary(
+        provider=scorer.provider, model=str(scorer.folder), output=cfg.output, min_confidence=cfg.min_confidence
+    )
     bar = tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="scoring", disable=not sys.stderr.isatty())
     started = time.monotonic()
     text_column, schema, count = None, None, 0
     for index, frame in enumerate(reader):
         if text_column is None:
             text_column = detect_column(frame, TEXT_COLUMNS, "text", cfg.text_column)
+            if cfg.label_column:
+                detect_column(frame, (), "label", cfg.label_column)  # a missing column is an error, now
             names = result_names([str(c) for c in frame.columns])
             schema = output_schema(reader.schema, names)
         count = index + 1
         if parts and (done := parts.done(index)):
             summary.record(done)
         else:
-            scored = score_frame(scorer, frame, text_column, cfg.batch_size)
-            counts = Summary.counts(scored, names)
+            scored = score_frame(scorer, frame, text_column, cfg.batch_size, cfg.min_confidence)
+            gold = frame[cfg.label_column] if cfg.label_column else None
+            counts = Summary.counts(scored, names, gold, scorer.labels)
             summary.record(counts)
             summary.scored_now += counts["scored"]
             if parts:

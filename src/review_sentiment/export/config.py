@@ -71,6 +71,8 @@ class ExportConfig:
         if self.model is None:
             raise UserError("export needs a MODEL folder (a merged model or a LoRA adapter), or --check FOLDER")
         self.model, self.output = Path(self.model), Path(self.output)
+        if self.validation_samples < 0:
+            raise UserError("--validation-samples must be 0 (skip) or more")
         if self.calibration_samples < 1:
             raise UserError("--calibration-samples must be at least 1")
         if self.quantize == "fp16" and self.optimize == "none":

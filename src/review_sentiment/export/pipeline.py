@@ -48,6 +48,8 @@ def export(cfg: ExportConfig) -> Path:
         scratch = Path(tmp)
         merged = merged_folder(cfg.model, scratch)
         training = _training_manifest(merged)
+        # Loaded before any conversion, so missing calibration data fails in seconds, not after the export.
+        calibration = _calibration_texts(cfg, training)
         raw_file = onnx_export(merged, scratch / "fp32", cfg.opset)
         manifest = _base_manifest(cfg, training, raw_file)
         fp32_dir = stage_folder(raw_file, merged, scratch / "fp32", manifest)
@@ -58,7 +60,7 @@ def export(cfg: ExportConfig) -> Path:
         fp32 = Scorer.load(fp32_dir, provider="cpu")
         parity = _check_parity(merged, fp32)
         fp32_logits = fp32.logits(texts, cleaned=cleaned)
-        final_dir = _variant(cfg, merged, fp32_dir, scratch, manifest)
+        final_dir = _variant(cfg, merged, fp32_dir, scratch, manifest, calibration)
         rows = [measure(fp32_dir, texts, labels, fp32_logits, cleaned)]
         if final_dir != fp32_dir:
             rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
@@ -77,6 +79,12 @@ def export(cfg: ExportConfig) -> Path:
         cfg.output,
     )
     return cfg.output
+
+
+def _calibration_texts(cfg: ExportConfig, training: dict) -> list[str]:
+    if cfg.quantize == "int8" and cfg.int8_mode == "static":
+        return calibration_reviews(training, cfg.calibration_samples)
+    return []
 
 
 def _training_manifest(merged: Path) -> dict:
@@ -125,7 +133,9 @@ def _check_parity(merged: Path, fp32: Scorer) -> float:
     return parity
 
 
-def _variant(cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, manifest: dict) -> Path:
+def _variant(
+    cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, manifest: dict, calibration: list[str]
+) -> Path:
     """The folder of the variant asked for: optimized and/or quantized from fp32 (updates `manifest`)."""
     final_dir = fp32_dir
     if cfg.optimize != "none":
@@ -133,16 +143,15 @@ def _variant(cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, man
         manifest.update(optimization=cfg.optimize, quantization="fp16" if cfg.quantize == "fp16" else "none")
         final_dir = stage_folder(scratch / "optimized" / MODEL_FILE, merged, scratch / "optimized", manifest)
     if cfg.quantize == "int8":
-        final_dir = _int8(cfg, merged, final_dir, scratch / "int8", manifest)
+        final_dir = _int8(cfg, merged, final_dir, scratch / "int8", manifest, calibration)
     return final_dir
 
 
-def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: dict) -> Path:
+def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: dict, texts: list[str]) -> Path:
     """The int8 variant of `source` (static: calibrated on training reviews; dynamic: no calibration)."""
     target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
     details = {"mode": cfg.int8_mode, "target": target, "per_channel": cfg.per_channel}
     if cfg.int8_mode == "static":
-        texts = calibration_reviews(manifest, cfg.calibration_samples)
         ids = Scorer.load(source, provider="cpu", verify_checksum=False).encoder.encode(texts)
         quantize_static_int8(source, target, cfg.per_channel, out, ids, cfg.int8_format, cfg.calibration_method)
         details.update(

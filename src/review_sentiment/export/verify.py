@@ -33,14 +33,17 @@ PROBES = (
 
 def validation_sample(training: dict, limit: int) -> tuple[list[str], np.ndarray] | None:
     """Up to `limit` reviews of the training run's validation split (cleaned) and their labels, re-created
-    from its manifest when that data is on this machine; a fixed, sorted random pick."""
-    from ..train.data import run_split
+    from its manifest (local files or a Hub dataset); None, with a warning, when they cannot be loaded."""
+    from ..train.data import validation_split
 
     params = training.get("hyperparameters") or {}
-    sources = [params[key] for key in ("dataset", "eval_file") if params.get(key)]
-    if not limit or not sources or not all(Path(source).exists() for source in sources):
+    if not limit or not params.get("dataset"):
         return None
-    _, reviews = run_split(params)
+    try:
+        reviews = validation_split(params)
+    except UserError as error:
+        log.warning("the run's validation reviews could not be loaded (%s): accuracy is not measured", error)
+        return None
     pick = np.sort(np.random.default_rng(0).permutation(len(reviews))[:limit])
     return [reviews.texts[i] for i in pick], reviews.labels[pick]
 
@@ -51,14 +54,15 @@ def calibration_reviews(training: dict, limit: int) -> list[str]:
     from ..train.data import run_split
 
     params = training.get("hyperparameters") or {}
-    sources = [params[key] for key in ("dataset", "eval_file") if params.get(key)]
-    missing = [source for source in sources if not Path(source).exists()]
-    if not sources or missing:
+    try:
+        if not params.get("dataset"):
+            raise UserError("the training manifest names no dataset")
+        train_set, _ = run_split(params)
+    except UserError as error:
         raise UserError(
-            f"static int8 calibrates on the run's training reviews, and {', '.join(missing) or 'its data'} is not "
-            "on this machine: put it back, or pass --int8-mode dynamic"
-        )
-    train_set, _ = run_split(params)
+            f"static int8 calibrates on the run's training reviews, which could not be loaded ({error}): "
+            "put the data back, or pass --int8-mode dynamic"
+        ) from error
     pick = np.sort(np.random.default_rng(1).permutation(len(train_set))[:limit])
     return [train_set.texts[i] for i in pick]
 

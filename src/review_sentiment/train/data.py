@@ -192,6 +192,13 @@ def run_split(params: dict) -> tuple[Reviews, Reviews]:
     return training_split(reviews, params["val_fraction"], seed, params.get("max_samples"))
 
 
+def validation_split(params: dict) -> Reviews:
+    """Only the validation reviews of a run (its eval file alone when it had one), as `run_split` makes them."""
+    if params.get("eval_file"):
+        return load_reviews(params["eval_file"], "test", params.get("text_column"), params.get("label_column"))
+    return run_split(params)[1]
+
+
 def stratified_subset(reviews: Reviews, max_samples: int | None, seed: int) -> Reviews:
     """At most `max_samples` rows, each class keeping its share (all rows when None)."""
     if max_samples and max_samples < len(reviews):

@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..manifest import MANIFEST, TRAINING_MANIFEST
+from ..manifest import DEFAULT_MODEL_DIR, MANIFEST, TRAINING_MANIFEST
 from ..scoring import probabilities
 from .config import EvaluateConfig
-from .data import Reviews, load_reviews, run_split
+from .data import Reviews, load_reviews, validation_split
 from .report import write_report
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     reviews, name = _reviews(cfg, model_dir)
     onnx = (model_dir / MANIFEST).exists()
     probs = probabilities(_onnx_logits(cfg, model_dir, reviews) if onnx else _torch_logits(cfg, model_dir, reviews))
-    out_dir = Path(cfg.output) if cfg.output else model_dir / "evaluation"
+    out_dir = Path(cfg.output) if cfg.output else _default_output(model_dir)
     metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {name}")
     metrics["data"] = reviews.describe()
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
@@ -33,18 +33,22 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     return metrics
 
 
+def _default_output(model_dir: Path) -> Path:
+    """MODEL/evaluation, except for the bundled model: nothing is ever written inside the installed package."""
+    return Path("evaluation") if model_dir.resolve() == DEFAULT_MODEL_DIR.resolve() else model_dir / "evaluation"
+
+
 def _reviews(cfg: EvaluateConfig, model_dir: Path) -> tuple[Reviews, str]:
     if cfg.dataset:
         return load_reviews(cfg.dataset, cfg.split, cfg.text_column, cfg.label_column), Path(cfg.dataset).name
     manifest_path = next((p for p in (model_dir / MANIFEST, model_dir / TRAINING_MANIFEST) if p.exists()), None)
     params = json.loads(manifest_path.read_text()).get("hyperparameters") if manifest_path else None
-    if not params or not Path(params.get("dataset", "")).exists():
-        raise UserError(
-            f"{model_dir} does not say where its validation reviews are, or they are not on this machine: "
-            "pass --dataset FILE"
-        )
-    _, reviews = run_split(params)
-    return reviews, "its validation hold-out"
+    if not params or not params.get("dataset"):
+        raise UserError(f"{model_dir} does not say where its validation reviews are: pass --dataset FILE")
+    try:
+        return validation_split(params), "its validation hold-out"
+    except UserError as error:
+        raise UserError(f"the model's validation reviews could not be loaded ({error}): pass --dataset FILE") from error
 
 
 def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:
