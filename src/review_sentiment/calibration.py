@@ -116,15 +116,21 @@ def coverage_table(labels: np.ndarray, probs: np.ndarray, coverages=(1.0, 0.9, 0
     return rows
 
 
-def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """The temperature fitted on all `logits`, and ECE/Brier before and after, measured honestly: the
-    "after" figures are cross-fitted (T fitted on one half of the reviews, measured on the other, both ways)."""
+def cross_fitted(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each half of the reviews scaled by the temperature fitted on the other half: honest "after" logits."""
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
     halves = np.array_split(np.random.default_rng(0).permutation(len(labels)), 2)
     after = np.empty_like(logits)
     for fit_on, apply_to in ((halves[0], halves[1]), (halves[1], halves[0])):
         after[apply_to] = logits[apply_to] / fit_temperature(logits[fit_on], labels[fit_on])
-    before_probs, after_probs = probabilities(logits), probabilities(after)
+    return after
+
+
+def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict:
+    """The temperature fitted on all `logits`, and ECE/Brier before and after, measured honestly: the
+    "after" figures are cross-fitted (T fitted on one half of the reviews, measured on the other, both ways)."""
+    logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
+    before_probs, after_probs = probabilities(logits), probabilities(cross_fitted(logits, labels))
     return {
         "temperature": round(fit_temperature(logits, labels), 4),
         "ece_before": expected_calibration_error(labels, before_probs),

@@ -40,6 +40,12 @@ def _evaluate(args: argparse.Namespace) -> None:
             f"  {name:<9} precision {row['precision']:.4f}  recall {row['recall']:.4f}  "
             f"F1 {row['f1']:.4f}  support {row['support']}"
         )
+    print(f"calibration: ECE {metrics['ece']:.4f}  Brier {metrics['brier']:.4f}")
+    print("coverage  threshold  accuracy  (keep the most confident reviews)")
+    for row in metrics["coverage"]:
+        print(
+            f"  {row['coverage']:>5.0%}     {row['threshold']:.3f}    {row['accuracy']:.4f}  ({row['reviews']} reviews)"
+        )
 
 
 def _merge(args: argparse.Namespace) -> None:

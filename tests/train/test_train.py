@@ -23,9 +23,14 @@ def test_run_writes_every_artifact(trained_run):
         "confusion_matrix.png",
         "roc.png",
         "training_curves.png",
+        "reliability.png",
+        "coverage.png",
         "README.md",
     ):
         assert (trained_run / name).is_file(), name
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["calibration"]["temperature"] > 0 and metrics["coverage"][0]["coverage"] == 1.0
+    assert metrics["coverage"][0]["accuracy"] == pytest.approx(metrics["accuracy"])  # all reviews kept
     config = json.loads((trained_run / "merged" / "config.json").read_text())
     assert config["id2label"] == {"0": "negative", "1": "positive"}
     card = (trained_run / "README.md").read_text()
@@ -83,8 +88,10 @@ def test_evaluate_writes_metrics_and_plots(trained_run, tmp_path, capsys):
     assert (
         main(["evaluate", str(trained_run / "merged"), "--dataset", str(data), "--output", str(tmp_path / "ev")]) == 0
     )
-    assert "accuracy" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "coverage  threshold  accuracy" in out
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert (tmp_path / "ev" / "reliability.png").is_file() and (tmp_path / "ev" / "coverage.png").is_file()
     assert metrics["count"] == 40 and metrics["accuracy"] >= 0.85
     assert (tmp_path / "ev" / "confusion_matrix.png").stat().st_size > 1000
 

@@ -23,10 +23,15 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     (by default on the model's own validation hold-out, re-created from its manifest)."""
     model_dir = Path(cfg.model)
     reviews, name = _reviews(cfg, model_dir)
-    onnx = (model_dir / MANIFEST).exists()
-    probs = probabilities(_onnx_logits(cfg, model_dir, reviews) if onnx else _torch_logits(cfg, model_dir, reviews))
     out_dir = Path(cfg.output) if cfg.output else _default_output(model_dir)
-    metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {name}")
+    if (model_dir / MANIFEST).exists():  # an exported folder: raw and calibrated, as served
+        raw, temperature = _onnx_logits(cfg, model_dir, reviews)
+        calibrated = probabilities(raw / temperature) if temperature != 1.0 else None
+        metrics = write_report(reviews.labels, probabilities(raw), out_dir, f"{model_dir.name} on {name}", calibrated)
+        metrics["temperature"] = temperature
+    else:
+        probs = probabilities(_torch_logits(cfg, model_dir, reviews))
+        metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {name}")
     metrics["data"] = reviews.describe()
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log.info("wrote %s", out_dir)
@@ -51,10 +56,13 @@ def _reviews(cfg: EvaluateConfig, model_dir: Path) -> tuple[Reviews, str]:
         raise UserError(f"the model's validation reviews could not be loaded ({error}): pass --dataset FILE") from error
 
 
-def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:
+def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> tuple[np.ndarray, float]:
+    """Raw logits of an exported folder, and the temperature the scorer divides them by when serving."""
     from ..scorer import Scorer
 
-    return Scorer.load(model_dir).logits(reviews.texts, batch_size=cfg.batch_size, cleaned=True)
+    scorer = Scorer.load(model_dir, calibrated=False)
+    temperature = float(scorer.manifest.get("temperature", 1.0))
+    return scorer.logits(reviews.texts, batch_size=cfg.batch_size, cleaned=True), temperature
 
 
 def _torch_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from .. import __version__
+from ..calibration import calibrate, cross_fitted
 from ..card import write_model_card
 from ..manifest import TRAINING_MANIFEST
 from ..metrics import cross_entropy
@@ -35,9 +36,10 @@ def finish(run: Run, state: TrainState) -> Path:
     run.model.eval()
     _save_adapter(run)
     logits = predict_logits(run.model, run.val_ids, run.encoder.pad_id, run.device, cfg.eval_batch_size)
-    metrics = write_report(
-        run.val_set.labels, probabilities(logits), cfg.output, f"{cfg.base_model} + LoRA, validation"
-    )
+    labels = run.val_set.labels
+    after = probabilities(cross_fitted(logits, labels))  # the curve and figures a fitted temperature gives
+    metrics = write_report(labels, probabilities(logits), cfg.output, f"{cfg.base_model} + LoRA, validation", after)
+    metrics["calibration"] = calibrate(logits, labels)
     if metrics["warning"]:
         log.warning("!!! %s", metrics["warning"])
     metrics["val_loss"] = cross_entropy(logits, run.val_set.labels)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..calibration import ECE_BINS, brier_score, coverage_table, expected_calibration_error, reliability
 from ..metrics import classification_metrics, roc_points
 from ..text import LABELS
 
@@ -86,12 +87,59 @@ def plot_training_curves(history_path: Path, path: Path) -> Path:
     return path
 
 
-def write_report(labels: np.ndarray, probs: np.ndarray, out_dir: Path, title: str) -> dict:
-    """metrics.json, confusion_matrix.png and roc.png in `out_dir`; returns the metrics."""
+def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
+    """Accuracy against confidence per bin, one curve per set of probabilities (e.g. before/after calibration)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
+    ax.plot([0.5, 1], [0.5, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    for name, probs in curves.items():
+        bins = reliability(labels, probs)
+        ece = expected_calibration_error(labels, probs)
+        ax.plot([b["confidence"] for b in bins], [b["accuracy"] for b in bins], "o-", label=f"{name} (ECE {ece:.3f})")
+    ax.set_xlabel(f"confidence ({ECE_BINS} bins)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability — {title}", fontsize=10)
+    ax.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_coverage(labels: np.ndarray, probs: np.ndarray, path: Path, title: str) -> Path:
+    """Accuracy on the most confident share of reviews, from all of them down to a tenth."""
+    plt = _pyplot()
+    rows = coverage_table(labels, probs, tuple(np.linspace(1.0, 0.1, 19)))
+    fig, ax = plt.subplots(figsize=(4.8, 4.2), dpi=120)
+    ax.plot([r["coverage"] for r in rows], [r["accuracy"] for r in rows], "o-")
+    ax.invert_xaxis()
+    ax.set_xlabel("coverage (share of reviews kept, most confident first)")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Accuracy vs coverage — {title}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_report(
+    labels: np.ndarray, probs: np.ndarray, out_dir: Path, title: str, calibrated: np.ndarray | None = None
+) -> dict:
+    """metrics.json, confusion_matrix.png, roc.png, reliability.png and coverage.png in `out_dir`.
+
+    `calibrated`: the same reviews' probabilities after temperature scaling, drawn beside the raw ones.
+    The metrics include ECE and Brier score and the accuracy at 100/90/80/70% coverage.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = classification_metrics(labels, probs)
-    scores = np.asarray(probs)[:, 1]
+    served = probs if calibrated is None else calibrated
+    metrics["ece"] = expected_calibration_error(labels, served)
+    metrics["brier"] = brier_score(labels, served)
+    metrics["coverage"] = coverage_table(labels, served)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     plot_confusion(metrics, out_dir / "confusion_matrix.png", title)
-    plot_roc(labels, scores, metrics["roc_auc"], out_dir / "roc.png", title)
+    plot_roc(labels, np.asarray(probs)[:, 1], metrics["roc_auc"], out_dir / "roc.png", title)
+    curves = {"model": probs} if calibrated is None else {"before calibration": probs, "after": calibrated}
+    plot_reliability(labels, curves, out_dir / "reliability.png", title)
+    plot_coverage(labels, served, out_dir / "coverage.png", title)
     return metrics
