@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from .app import MIN_CONFIDENCE
 from .configargs import add_config_arguments, config_from_args
 from .errors import require
 from .log import run_guarded, setup_logging
@@ -80,7 +81,8 @@ def _app(args: argparse.Namespace) -> None:
     from .app.ui import build_demo, launch
     from .scorer import Scorer
 
-    launch(build_demo(Scorer.load(args.model, args.provider, args.threads)), args.host, args.port, args.share)
+    scorer = Scorer.load(args.model, args.provider, args.threads)
+    launch(build_demo(scorer, args.min_confidence), args.host, args.port, args.share)
 
 
 def _space(args: argparse.Namespace) -> None:
@@ -161,6 +163,12 @@ def _add_serving_commands(commands) -> None:
     p.add_argument("--host", help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="open a public gradio.live link (off by default)")
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=MIN_CONFIDENCE,
+        help=f"below this calibrated confidence a review is shown as 'not sure' (default: {MIN_CONFIDENCE})",
+    )
     p.set_defaults(action=_app)
     p = commands.add_parser(
         "space",

@@ -212,3 +212,12 @@ def test_the_app_refuses_what_score_csv_skips(bag_of_words_model):
     scorer = Scorer.load(bag_of_words_model)
     for text in ("12345", "10/10", "<br />"):
         assert analyze(scorer, text)[:2] == ({}, []) and "no words" in analyze(scorer, text)[2]
+
+
+def test_the_app_says_not_sure_below_its_threshold(bag_of_words_model):
+    """Bag-of-words: 'great wonderful' is 88% positive, 'awful' 73% negative (see the batch test)."""
+    scorer = Scorer.load(bag_of_words_model)
+    sure, unsure = analyze(scorer, "great wonderful", 0.8)[2], analyze(scorer, "awful", 0.8)[2]
+    assert "Not sure" not in sure
+    assert unsure.startswith("**Not sure**: 73% confident in negative, below the app's 80% threshold.")
+    assert "Not sure" not in analyze(scorer, "awful")[2]  # no threshold, no warning

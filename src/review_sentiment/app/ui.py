@@ -27,6 +27,7 @@ from ..columns import TEXT_COLUMNS, detect_column, text_like
 from ..errors import UserError
 from ..scorer import Scorer
 from ..scoring import review_status
+from . import MIN_CONFIDENCE
 from .explain import explain, strength_colors
 
 log = logging.getLogger(__name__)
@@ -55,8 +56,11 @@ EXAMPLES = [
 _SCRATCH_PREFIX = "sentiment-app-"
 
 
-def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
-    """Label confidences, highlighted words and a note for one review; friendly messages, no traces."""
+def analyze(scorer: Scorer, text: str, min_confidence: float = 0.0) -> tuple[dict, list, str]:
+    """Label confidences, highlighted words and a note for one review; friendly messages, no traces.
+
+    The note starts with "Not sure" when the (calibrated) confidence is below `min_confidence`.
+    """
     if not text or not text.strip():
         return {}, [], "Type or paste a review first."
     if len(text) > MAX_REVIEW_CHARS:
@@ -64,9 +68,15 @@ def analyze(scorer: Scorer, text: str) -> tuple[dict, list, str]:
     status, cleaned = review_status(text)
     if status != "ok":
         return {}, [], NO_WORDS
-    note = ""
     started = time.perf_counter()
     result = explain(scorer, cleaned, cleaned=True)
+    confidence = result.prediction.confidence
+    note = (
+        f"**Not sure**: {confidence:.0%} confident in {result.prediction.label}, below the app's "
+        f"{min_confidence:.0%} threshold. "
+        if confidence < min_confidence
+        else ""
+    )
     spec = scorer.encoder.spec
     if result.truncated:
         head = scorer.encoder.budget // 4 if spec.truncation == "head+tail" else scorer.encoder.budget
@@ -135,7 +145,13 @@ def detect_text_column(upload: str | None) -> gr.Dropdown:
     return gr.Dropdown(choices=columns, value=chosen)
 
 
-def score_upload(scorer: Scorer, upload: str | None, column: str | None, progress=gr.Progress()):  # noqa: B008
+def score_upload(
+    scorer: Scorer,
+    upload: str | None,
+    column: str | None,
+    progress=gr.Progress(),  # noqa: B008
+    min_confidence: float | None = None,
+):
     """Score an uploaded file with the batch scorer's own code; preview, chart and download."""
     if not upload:
         raise gr.Error("Upload a CSV, TSV, Parquet or JSONL file first.")
@@ -152,7 +168,7 @@ def score_upload(scorer: Scorer, upload: str | None, column: str | None, progres
     shutil.copy2(upload, source)
     progress(0, desc="scoring")
     try:
-        cfg = BatchConfig(input=str(source), text_column=column, on_bad_lines="report")
+        cfg = BatchConfig(input=str(source), text_column=column, on_bad_lines="report", min_confidence=min_confidence)
         summary = score_file(cfg, scorer)
         output = Path(cfg.output)
     except UserError as error:
@@ -160,7 +176,7 @@ def score_upload(scorer: Scorer, upload: str | None, column: str | None, progres
     finally:
         source.unlink(missing_ok=True)  # the upload copy is not kept; only the scored file is served
     preview = next(iter(TableReader(str(output), format_of(str(output)), chunk_rows=20)), None)
-    counts = {**summary.labels, "not scored": summary.skipped}
+    counts = {**summary.labels, "of which uncertain": summary.uncertain, "not scored": summary.skipped}
     chart = pd.DataFrame({"label": list(counts), "reviews": list(counts.values())})
     plot = gr.BarPlot(value=chart, x="label", y="reviews", y_lim=[0, int(max(counts.values()) * 1.1) + 1])
     return preview, plot, str(output), summary.text()
@@ -183,52 +199,27 @@ def model_facts(scorer: Scorer) -> str:
         ("validation macro F1", f"{metrics['macro_f1']:.4f}" if "macro_f1" in metrics else "n/a"),
         ("validation ROC-AUC", f"{metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "n/a"),
         ("validation split", manifest.get("data", {}).get("split", "n/a")),
+        ("temperature (calibration)", manifest.get("temperature", "none (not calibrated)")),
+        ("calibration error (ECE)", f"{metrics['ece']:.4f}" if "ece" in metrics else "n/a"),
         ("metrics measured on", metrics.get("measured_on", "n/a")),
         ("exported", manifest.get("created")),
     ]
     return "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
-    """The app around one shared ONNX Runtime session (`scorer`, the bundled model when None)."""
+def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDENCE) -> gr.Blocks:
+    """The app around one shared ONNX Runtime session (`scorer`, the bundled model when None).
+
+    Below `min_confidence` (calibrated) a review's label is shown as "not sure", and a scored file's rows
+    get the status "uncertain" (the batch tab's slider starts there).
+    """
     scorer = scorer or Scorer.load(os.environ.get("SENTIMENT_MODEL") or None)
     with gr.Blocks(title="Movie review sentiment", delete_cache=(900, 3600)) as demo:
         gr.Markdown(f"# Movie review sentiment\nRunning `{scorer.folder.name}` on **{scorer.provider}**.")
         with gr.Tab("Review"):
-            review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
-            submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
-            label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
-            words = gr.HighlightedText(
-                label="What pushed the prediction",
-                show_legend=True,
-                combine_adjacent=False,
-                color_map=strength_colors(scorer.labels),
-            )
-            note = gr.Markdown(elem_id="note")
-            gr.Examples(EXAMPLES, inputs=review)
-            run = lambda text: analyze(scorer, text)  # noqa: E731
-            submit.click(run, review, [label, words, note], api_name="analyze")
-            review.submit(run, review, [label, words, note])
+            _review_tab(scorer, min_confidence)
         with gr.Tab("Batch"):
-            upload = gr.File(
-                label=f"Reviews file (CSV, TSV, Parquet, JSON Lines or JSON; up to {MAX_UPLOAD_MB} MB)",
-                file_types=list(FORMATS),
-                type="filepath",
-                elem_id="upload",
-            )
-            column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
-            score = gr.Button("Score file", variant="primary", elem_id="score")
-            summary = gr.Markdown(elem_id="summary")
-            chart = gr.BarPlot(x="label", y="reviews", title="Sentiment distribution")
-            preview = gr.Dataframe(label="Preview (first 20 rows)", wrap=True)
-            download = gr.File(label="Scored file", elem_id="download")
-            upload.change(detect_text_column, upload, column)
-            score.click(
-                lambda f, c, progress=gr.Progress(): score_upload(scorer, f, c, progress),  # noqa: B008
-                [upload, column],
-                [preview, chart, download, summary],
-                api_name="score_file",
-            )
+            _batch_tab(scorer, min_confidence)
         with gr.Tab("Model"):
             gr.Markdown(model_facts(scorer))
 
@@ -242,11 +233,60 @@ def build_demo(scorer: Scorer | None = None) -> gr.Blocks:
             if status != "ok":
                 raise gr.Error(NO_WORDS)
             p = scorer.to_prediction(scorer.logits([cleaned], cleaned=True)[0])
-            return {"label": p.label, "score": p.score, "confidence": p.confidence, "provider": scorer.provider}
+            sure = p.confidence >= min_confidence
+            return {
+                "label": p.label,
+                "score": p.score,
+                "confidence": p.confidence,
+                "sure": sure,
+                "provider": scorer.provider,
+            }
 
         gr.api(predict, api_name="predict")
     demo.queue(default_concurrency_limit=2, max_size=64)
     return demo
+
+
+def _review_tab(scorer: Scorer, min_confidence: float) -> None:
+    review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
+    submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
+    label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
+    note = gr.Markdown(elem_id="note")
+    words = gr.HighlightedText(
+        label="What pushed the prediction",
+        show_legend=True,
+        combine_adjacent=False,
+        color_map=strength_colors(scorer.labels),
+    )
+    gr.Examples(EXAMPLES, inputs=review)
+    run = lambda text: analyze(scorer, text, min_confidence)  # noqa: E731
+    submit.click(run, review, [label, words, note], api_name="analyze")
+    review.submit(run, review, [label, words, note])
+
+
+def _batch_tab(scorer: Scorer, min_confidence: float) -> None:
+    upload = gr.File(
+        label=f"Reviews file (CSV, TSV, Parquet, JSON Lines or JSON; up to {MAX_UPLOAD_MB} MB)",
+        file_types=list(FORMATS),
+        type="filepath",
+        elem_id="upload",
+    )
+    column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
+    threshold = gr.Slider(
+        0.5, 0.99, value=min_confidence, step=0.01, label="Mark rows below this confidence as uncertain"
+    )
+    score = gr.Button("Score file", variant="primary", elem_id="score")
+    summary = gr.Markdown(elem_id="summary")
+    chart = gr.BarPlot(x="label", y="reviews", title="Sentiment distribution")
+    preview = gr.Dataframe(label="Preview (first 20 rows)", wrap=True)
+    download = gr.File(label="Scored file", elem_id="download")
+    upload.change(detect_text_column, upload, column)
+    score.click(
+        lambda f, c, t, progress=gr.Progress(): score_upload(scorer, f, c, progress, t),  # noqa: B008
+        [upload, column, threshold],
+        [preview, chart, download, summary],
+        api_name="score_file",
+    )
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False) -> None:
