@@ -134,6 +134,49 @@ def memory_section(memory: dict) -> list[str]:
     ]
 
 
+def int8_section(int8: dict) -> list[str]:
+    """bench_int8: every int8 variant of the default run's weights on the same validation reviews."""
+    ceilings = int8["ceilings"]
+    lines = [
+        f"## int8 variants (`benchmarks/bench_int8.py`, {int8['date']})",
+        f"{int8['reviews']} validation reviews ({int8['data']}), one run on {int8['machine']}, batch 32 through the scorer. "
+        "Batch dependence: the first 200 reviews scored alone vs in batches of 32 (largest change of a score, labels flipped).",
+        "",
+        "| variant | size MB | accuracy | vs fp32 (points) | agreement with fp32 | reviews/s | × fp32 | batch max Δscore | flips | share of ceiling |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in int8["rows"]:
+        lines.append(
+            f"| {r['variant']} | {r['size_mb']} | {r['accuracy']:.2%} | {r['accuracy_vs_fp32_points']:+.2f} | "
+            f"{r['agreement_with_fp32']:.2%} | {r['reviews_per_s']} | {r['speed_vs_fp32']:.2f}× | "
+            f"{r['batch_max_abs_score_diff']:.2g} | {r['batch_label_flips']} | {r.get('share_of_ceiling', 0):.0%} |"
+        )
+    return [
+        *lines,
+        "",
+        f"Ceilings measured by ONNX Runtime in the same run (2048³): fp32 MatMul {ceilings['fp32_matmul_gops']} GFLOP/s, "
+        f"u8×s8 MatMulInteger {ceilings['int8_matmulinteger_gops']} G int-ops/s; the share is the encoder's operations per "
+        "review (unpadded) × reviews/s over the ceiling of its arithmetic (fp32 for fp32, int8 for the rest).",
+    ]
+
+
+def calibration_section(manifest: dict, evaluation: dict) -> list[str]:
+    """The shipped model's temperature and calibration error (export), and accuracy vs coverage (evaluate)."""
+    c = manifest["calibration"]
+    return [
+        f"## Confidence of the default model (`sentiment export` and `sentiment evaluate`, {manifest['created'][:10]})",
+        f"Temperature {c['temperature']:.3f}, fitted at export on the int8 model's own logits; expected calibration error "
+        f"({c['ece_bins']} bins) {c['ece_before']:.4f} before, {c['ece']:.4f} after; Brier score {c['brier_before']:.4f} → "
+        f"{c['brier']:.4f} ({c['measured_on']}).",
+        "",
+        f"Accuracy vs coverage on all {evaluation['count']} validation reviews (`sentiment evaluate`, calibrated, most confident kept):",
+        "",
+        "| coverage | confidence threshold | accuracy |",
+        "| --- | --- | --- |",
+        *(f"| {r['coverage']:.0%} | {r['threshold']:.3f} | {r['accuracy']:.2%} |" for r in evaluation["coverage"]),
+    ]
+
+
 INSTALL_ROWS = {"serving": "serving", "serving+app": "serving + app", "full": "full"}
 
 
@@ -223,6 +266,10 @@ def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, ins
         app_section(app),
         memory_section(memory),
     ]
+    if (OUT / "int8.json").is_file():
+        sections.append(int8_section(load("int8.json")))
+    if "calibration" in manifest and (OUT / "evaluate_default.json").is_file():
+        sections.append(calibration_section(manifest, load("evaluate_default.json")))
     if install is not None:
         sections.append(install_section(install))
     lines = header_lines(scoring, manifest)
@@ -244,9 +291,27 @@ def model_block(manifest: dict) -> str:
         f"reviews int8 scores {int8['accuracy']:.2%} against fp32's {fp32['accuracy']:.2%} "
         f"({abs(100 * (fp32['accuracy'] - int8['accuracy'])):.1f} points "
         f"{'lower' if int8['accuracy'] < fp32['accuracy'] else 'higher'}, label agreement {int8['agreement']:.2%}); "
-        "export `--quantize none` where that matters more than size and speed. The model card "
-        "(`default_model/README.md`) has the exact commands, commit, split, hyper-parameters, time and machine."
+        "export `--quantize none` where that matters more than size and speed."
+        + _int8_and_calibration(manifest)
+        + " The model card (`default_model/README.md`) has the exact commands, commit, split, hyper-parameters, time "
+        "and machine."
     )
+
+
+def _int8_and_calibration(manifest: dict) -> str:
+    int8, calibration = manifest.get("int8", {}), manifest.get("calibration", {})
+    text = ""
+    if int8.get("mode") == "static":
+        text += (
+            f" int8 is static ({int8['format']}, calibrated on {int8['calibration']['reviews']} training reviews), "
+            "so a review scores the same alone or in any batch."
+        )
+    if "temperature" in calibration:
+        text += (
+            f" Confidence is calibrated (temperature {calibration['temperature']:.2f}; expected calibration error "
+            f"{calibration['ece_before']:.3f} → {calibration['ece']:.3f})."
+        )
+    return text
 
 
 def numbers_block(scoring: dict, memory: dict, app: dict, train: dict) -> str:
