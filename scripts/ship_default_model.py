@@ -1,16 +1,16 @@
-"""python scripts/ship_default_model.py runs/default-minilm
+"""python scripts/ship_default_model.py runs/minilm-lora-2ep
 
-Export a finished training run as the bundled default model (int8, package data) and add provenance
-to its model card: the exact training and export commands, code commit, machine, time, split, sizes.
+Export a finished training run as the bundled default model (static int8, calibrated, package data) and
+add provenance to its model card: the exact training and export commands, code commit, machine, time,
+split, sizes.
 
 The default run was trained with:
     sentiment train --base-model minilm --dataset ../shared/data/imdb_train.parquet \
-        --output runs/default-minilm --epochs 1.2 --lr 5e-4 --batch-size 16 --eval-every 300 \
-        --patience 4 --checkpoint-every 50 --time-limit 110 --log-every 25
-It was stopped with Ctrl-C at step 1062 (so that its time limit could be raised) and continued with the
-same command plus `--resume --time-limit 80` (resume is exact: tests/test_train.py checks it bit for bit).
-The continuation ran on later code of the same session, whose cleaning keeps non-tags such as `<grin>`:
-that changes the text of 5 of the 25,000 reviews.
+        --output runs/minilm-lora-2ep --epochs 2 --lr 5e-4 --batch-size 16 --eval-every 400 --patience 4 \
+        --checkpoint-every 100 --log-every 50 --precision bf16
+It was stopped with Ctrl-C at step 225 (so that a time limit could be set) and continued with the same
+command plus `--resume --time-limit 105` (resume is exact: tests/train/test_train.py checks it bit for bit).
+The run used the code of commit 019c695 (the training loop before the stages were split into subpackages).
 """
 
 from __future__ import annotations
@@ -51,11 +51,11 @@ def main() -> None:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
     provenance = f"""
 ## Provenance of the bundled default model
-- Training command (package code at export: commit `{commit}`; the run started from an earlier, uncommitted state of the same session's code, was stopped at step 1062 and continued with `--resume --time-limit 80` on later code whose cleaning changes the text of 5 of the 25,000 reviews):
+- Training command (run on the code of commit 019c695, stopped at step 225 and continued with `--resume --time-limit 105`; package code at export: commit `{commit}`):
   ```
   {TRAIN_COMMAND}
   ```
-- Export command: `sentiment {" ".join([*export_args[:1], "runs/default-minilm/merged", *export_args[2:]])}`
+- Export command: `sentiment {" ".join([*export_args[:1], str(args.run / "merged"), *export_args[2:]])}`
 - Machine: {cpu}, 2 cores, no GPU; {training.get("device")} {training.get("dtype")} autocast;
   {training.get("train_seconds")} s of training at {training.get("reviews_per_second")} reviews/s
   ({training.get("steps")} optimizer steps, {training.get("epochs_completed")} epochs; stop: {training.get("stop_reason")}).
