@@ -272,7 +272,7 @@ def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, ins
     ]
     if (OUT / "int8.json").is_file():
         sections.append(int8_section(load("int8.json")))
-    if "calibration" in manifest and (OUT / "evaluate_default.json").is_file():
+    if manifest.get("calibration", {}).get("applied") and (OUT / "evaluate_default.json").is_file():
         sections.append(calibration_section(manifest, load("evaluate_default.json")))
     if install is not None:
         sections.append(install_section(install))
@@ -310,7 +310,7 @@ def _int8_and_calibration(manifest: dict) -> str:
             f" int8 is static ({int8['format']}, calibrated on {int8['calibration']['reviews']} training reviews), "
             "so a review scores the same alone or in any batch."
         )
-    if "temperature" in calibration:
+    if calibration.get("applied"):
         text += (
             f" Confidence is calibrated (temperature {calibration['temperature']:.2f}; expected calibration error "
             f"{calibration['ece_before']:.3f} → {calibration['ece']:.3f})."

@@ -14,6 +14,8 @@ import numpy as np
 from .scoring import predicted_classes, probabilities
 
 ECE_BINS = 15
+MIN_REVIEWS = 100  # fewer validation reviews than this cannot support a fitted temperature
+BRACKET = (1 / 50, 50.0)  # the temperatures searched
 
 
 def negative_log_likelihood(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -28,7 +30,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
 
     The likelihood is convex in 1/T, so a golden-section search on log(1/T) finds the one minimum.
     """
-    low, high = math.log(1 / 50), math.log(50.0)
+    low, high = math.log(1 / BRACKET[1]), math.log(1 / BRACKET[0])
     ratio = (math.sqrt(5) - 1) / 2
 
     def loss(u: float) -> float:
@@ -126,17 +128,47 @@ def cross_fitted(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return after
 
 
+def _refusal(logits: np.ndarray, labels: np.ndarray) -> str | None:
+    """Why a temperature should not be fitted on these logits, or None."""
+    if len(labels) < MIN_REVIEWS:
+        return f"too few validation reviews ({len(labels)} < {MIN_REVIEWS})"
+    if not np.isfinite(logits).all():
+        return "the logits are not all finite"
+    if len(np.unique(labels)) < 2:
+        return "the validation reviews hold one class only"
+    if (predicted_classes(logits) == labels).all():
+        return "the model makes no mistake on these reviews, so nothing bounds its confidence"
+    return None
+
+
 def calibrate(logits: np.ndarray, labels: np.ndarray) -> dict:
-    """The temperature fitted on all `logits`, and ECE/Brier before and after, measured honestly: the
-    "after" figures are cross-fitted (T fitted on one half of the reviews, measured on the other, both ways)."""
+    """The temperature to serve with, and ECE/Brier before and after, measured honestly: the "after" figures
+    are cross-fitted (T fitted on one half of the reviews, measured on the other, both ways).
+
+    The temperature stays 1 (and `reason` says why) when the sample cannot support a fit, when the fit
+    lands on the edge of its search range (a separable sample), or when it does not improve the held-out
+    likelihood.
+    """
     logits, labels = np.asarray(logits, dtype=np.float64), np.asarray(labels)
-    before_probs, after_probs = probabilities(logits), probabilities(cross_fitted(logits, labels))
-    return {
-        "temperature": round(fit_temperature(logits, labels), 4),
-        "ece_before": expected_calibration_error(labels, before_probs),
-        "ece": expected_calibration_error(labels, after_probs),
-        "brier_before": brier_score(labels, before_probs),
-        "brier": brier_score(labels, after_probs),
-        "ece_bins": ECE_BINS,
-        "measured_on": f"{len(labels)} validation reviews; after-calibration figures cross-fitted on two halves",
-    }
+    result = {"temperature": 1.0, "applied": False, "ece_bins": ECE_BINS, "reviews": len(labels)}
+    reason = _refusal(logits, labels)
+    if reason is None:
+        temperature = fit_temperature(logits, labels)
+        after_logits = cross_fitted(logits, labels)
+        before_probs, after_probs = probabilities(logits), probabilities(after_logits)
+        result.update(
+            ece_before=expected_calibration_error(labels, before_probs),
+            ece=expected_calibration_error(labels, after_probs),
+            brier_before=brier_score(labels, before_probs),
+            brier=brier_score(labels, after_probs),
+            measured_on=f"{len(labels)} validation reviews; after-calibration figures cross-fitted on two halves",
+        )
+        if not BRACKET[0] * 1.01 < temperature < BRACKET[1] / 1.01:
+            reason = f"the fitted temperature {temperature:.3g} is at the edge of the search range (a separable sample)"
+        elif negative_log_likelihood(after_logits, labels) >= negative_log_likelihood(logits, labels):
+            reason = "a temperature does not improve the held-out likelihood"
+        else:
+            result.update(temperature=round(temperature, 4), applied=True)
+    if reason:
+        result["reason"] = reason
+    return result

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .app import MIN_CONFIDENCE
 from .configargs import add_config_arguments, config_from_args
-from .errors import require
+from .errors import UserError, require
 from .log import run_guarded, setup_logging
 from .providers import PROVIDERS
 
@@ -81,6 +81,10 @@ def _app(args: argparse.Namespace) -> None:
     from .app.ui import build_demo, launch
     from .scorer import Scorer
 
+    if not 0 <= args.min_confidence < 1:
+        raise UserError(
+            f"--min-confidence must be at least 0 and below 1 (a share, such as 0.8), not {args.min_confidence}"
+        )
     scorer = Scorer.load(args.model, args.provider, args.threads)
     launch(build_demo(scorer, args.min_confidence), args.host, args.port, args.share)
 

@@ -83,7 +83,9 @@ class Scorer:
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
         session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
-        scorer = cls(folder, session, encoder, manifest if calibrated else {**manifest, "temperature": 1.0})
+        scorer = cls(folder, session, encoder, manifest)
+        if not calibrated:
+            scorer.temperature = 1.0
         log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)
         return scorer
 
@@ -107,7 +109,8 @@ class Scorer:
             logits = binding.copy_outputs_to_cpu()[0]
         else:
             logits = self.session.run(["logits"], feed)[0]
-        return (logits / self.temperature if self.temperature != 1.0 else logits).astype(np.float32)
+        logits = logits.astype(np.float32)  # fp16 graphs answer in float16: divide in float32
+        return logits / np.float32(self.temperature) if self.temperature != 1.0 else logits
 
     def iter_logits(
         self, texts: Iterable[str], batch_size: int = 32, window: int | None = None, *, cleaned: bool = False

@@ -123,18 +123,24 @@ def gold_class(value: object, labels: tuple[str, ...]) -> int | None:
 
 
 def _gold_counts(frame: pd.DataFrame, names: dict[str, str], gold: pd.Series, labels: tuple[str, ...]) -> dict:
-    """Labelled and correctly labelled scored rows, overall and among the confident ("ok") ones."""
+    """Labelled and correctly labelled scored rows, overall and among the confident ("ok") ones, and the gold
+    values that name no label (counted, a few kept as examples)."""
     truth = [gold_class(value, labels) for value in gold]
-    status = frame[names["status"]].to_numpy()
-    known = np.array([t is not None for t in truth]) & np.isin(status, SCORED)
-    expected = np.array([labels[t] if t is not None else None for t in truth], dtype=object)
-    right = known & (expected == frame[names["label"]].to_numpy(dtype=object))
+    status = frame[names["status"]].astype(object).to_numpy()
+    predicted = frame[names["label"]].astype(object).to_numpy()  # NA where a row was not scored
+    known = np.array([t is not None for t in truth], dtype=bool) & np.isin(status, SCORED)
+    right = np.zeros(len(truth), dtype=bool)
+    for i in np.flatnonzero(known):
+        right[i] = labels[truth[i]] == predicted[i]
     sure = status == "ok"
+    unrecognised = [str(v) for v, t in zip(gold, truth, strict=True) if t is None and not is_missing(v)]
     return {
         "labelled": int(known.sum()),
         "correct": int(right.sum()),
         "confident_labelled": int((known & sure).sum()),
         "confident_correct": int((right & sure).sum()),
+        "unrecognised": len(unrecognised),
+        "examples": sorted(set(unrecognised))[:5],
     }
 
 
@@ -148,6 +154,8 @@ class Summary:
     scored_now: int = 0  # scored by this run (a resumed run also counts what it found done)
     labels: dict[str, int] = field(default_factory=dict)
     gold: dict[str, int] = field(default_factory=dict)  # labelled / correct, overall and where confident
+    unrecognised: list[str] = field(default_factory=list)  # a few gold values that name no label
+    label_column: str | None = None
     min_confidence: float | None = None
     seconds: float = 0.0
     provider: str = ""
@@ -177,7 +185,10 @@ class Summary:
         for label, count in counts["labels"].items():
             self.labels[label] = self.labels.get(label, 0) + count
         for key, count in counts.get("gold", {}).items():
-            self.gold[key] = self.gold.get(key, 0) + count
+            if key == "examples":
+                self.unrecognised = sorted(set(self.unrecognised) | set(count))[:5]
+            else:
+                self.gold[key] = self.gold.get(key, 0) + count
 
     def shares(self) -> str:
         if not self.scored:
@@ -193,6 +204,20 @@ class Summary:
             confident = self.gold["confident_correct"] / self.gold["confident_labelled"]
             text += f", {confident:.2%} on the {self.gold['confident_labelled']} at or above {self.min_confidence:g}"
         return text
+
+    def gold_warning(self) -> str | None:
+        """What the user should know about the --label-column values, or None."""
+        if not self.label_column:
+            return None
+        if self.gold.get("unrecognised"):
+            return (
+                f"{self.gold['unrecognised']} values of {self.label_column!r} name no label (e.g. "
+                f"{', '.join(map(repr, self.unrecognised))}): those rows are left out of the accuracy; gold labels are "
+                "the model's labels, 0/1, neg/pos, negative/positive or true/false"
+            )
+        if self.scored and not self.gold.get("labelled"):
+            return f"no scored row has a gold label in {self.label_column!r}: no accuracy to report"
+        return None
 
     def text(self) -> str:
         rate = self.scored_now / self.seconds if self.seconds else 0.0

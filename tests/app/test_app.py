@@ -219,5 +219,5 @@ def test_the_app_says_not_sure_below_its_threshold(bag_of_words_model):
     scorer = Scorer.load(bag_of_words_model)
     sure, unsure = analyze(scorer, "great wonderful", 0.8)[2], analyze(scorer, "awful", 0.8)[2]
     assert "Not sure" not in sure
-    assert unsure.startswith("**Not sure**: 73% confident in negative, below the app's 80% threshold.")
-    assert "Not sure" not in analyze(scorer, "awful")[2]  # no threshold, no warning
+    assert unsure.startswith("**Not sure**: 73.1% confident in negative, below the app's 80% threshold.")
+    assert "Not sure" not in analyze(scorer, "awful", 0.0)[2]  # no threshold, no warning

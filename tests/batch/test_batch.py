@@ -450,3 +450,22 @@ def test_min_confidence_and_label_column_are_checked(bag_of_words_model, tmp_pat
     assert main([str(source), "--model", str(bag_of_words_model), "--label-column", "gold"]) == 2
     assert "label column 'gold' not found" in capsys.readouterr().err
     assert not (tmp_path / "r.scored.csv").exists()
+
+
+def test_gold_counts_survive_missing_labels_and_name_unknown_values():
+    """Ray hands frames whose label column is a string array with NA where a row was not scored."""
+    from review_sentiment.scoring import Summary, result_names
+
+    names = result_names(["review", "gold"])
+    frame = pd.DataFrame(
+        {
+            "review": ["great", "", "awful", "fine"],
+            "gold": ["pos", "neg", "yes", None],
+            names["label"]: pd.array(["positive", None, "negative", "positive"], dtype="string"),
+            names["status"]: ["ok", "skipped: empty", "uncertain", "ok"],
+        }
+    )
+    summary = Summary(label_column="gold", min_confidence=0.8)
+    summary.record(Summary.counts(frame, names, frame["gold"], ("negative", "positive")))
+    assert summary.gold["labelled"] == 1 and summary.gold["correct"] == 1 and summary.gold["unrecognised"] == 1
+    assert "1 values of 'gold' name no label (e.g. 'yes')" in summary.gold_warning()

@@ -62,3 +62,16 @@ def test_calibration_lowers_the_error_of_an_overconfident_model_and_never_change
     assert result["ece"] < result["ece_before"] / 3 and result["brier"] < result["brier_before"]
     scaled = probabilities(logits / result["temperature"])
     assert (predicted_classes(scaled) == predicted_classes(probabilities(logits))).all()
+
+
+def test_calibration_refuses_what_cannot_support_a_temperature():
+    logits, labels = _overconfident(2.0, count=60)
+    assert calibrate(logits, labels)["reason"].startswith("too few validation reviews (60 < 100)")
+    separable = np.stack([-np.arange(200.0), np.arange(200.0)], axis=1) - [[-100, 100]]
+    perfect = calibrate(separable, (separable[:, 1] > separable[:, 0]).astype(int))
+    assert perfect["temperature"] == 1.0 and "no mistake" in perfect["reason"]
+    broken = np.array(logits.tolist() * 2)
+    broken[0, 0] = np.nan
+    assert calibrate(broken, np.r_[labels, labels])["reason"] == "the logits are not all finite"
+    good = calibrate(*_overconfident(2.0, count=400))
+    assert good["applied"] and good["temperature"] == pytest.approx(2.0, rel=0.2) and "reason" not in good

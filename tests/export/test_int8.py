@@ -80,13 +80,14 @@ def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):
     assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
 
 
-def test_the_export_calibrates_and_the_scorer_applies_its_temperature(exported, bag_of_words_model, tmp_path):
+def test_the_export_records_its_calibration_and_the_scorer_applies_a_temperature(
+    exported, bag_of_words_model, tmp_path
+):
+    # The toy run holds out 16 reviews: too few to fit a temperature, and the folder says so.
     manifest = json.loads((exported["int8"] / "manifest.json").read_text())
-    calibration = manifest["calibration"]
-    assert manifest["temperature"] == calibration["temperature"] > 0
-    assert {"ece_before", "ece", "brier_before", "brier"} <= calibration.keys()
-    assert manifest["validation_metrics"]["ece"] == calibration["ece"]
-    assert "Expected calibration error" in (exported["int8"] / "README.md").read_text()
+    assert manifest["temperature"] == 1.0 and manifest["calibration"]["applied"] is False
+    assert "too few validation reviews (16 < 100)" in manifest["calibration"]["reason"]
+    assert "Confidence is not rescaled (temperature 1): too few" in (exported["int8"] / "README.md").read_text()
 
     import shutil
 
@@ -101,3 +102,30 @@ def test_the_export_calibrates_and_the_scorer_applies_its_temperature(exported, 
     raw_logits = Scorer.load(bag_of_words_model).logits(texts)
     assert np.allclose(Scorer.load(hot).logits(texts), raw_logits / 4.0, atol=1e-6)
     assert all(c.confidence < r.confidence for r, c in zip(raw, cooled, strict=True) if r.confidence > 0.5)
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_histogram_calibration_methods_export(trained_run, tmp_path, method):
+    out = tmp_path / method
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--quantize", "int8"]
+    assert main([*args, "--calibration-method", method, "--validation-samples", "40"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["int8"]["calibration"]["method"] == method
+    assert manifest["export_check"]["variants"][-1]["agreement"] >= 0.9
+
+
+def test_evaluate_shows_an_exported_folders_temperature(bag_of_words_model, tmp_path, capsys):
+    import shutil
+
+    hot = tmp_path / "hot"
+    shutil.copytree(bag_of_words_model, hot)
+    manifest = json.loads((hot / "manifest.json").read_text())
+    (hot / "manifest.json").write_text(json.dumps({**manifest, "temperature": 4.0}))
+    data = tmp_path / "labelled.csv"
+    toy_reviews(60, seed=21).to_csv(data, index=False)
+    assert main(["evaluate", str(hot), "--dataset", str(data), "--output", str(tmp_path / "ev")]) == 0
+    metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert metrics["temperature"] == 4.0
+    served = Scorer.load(hot).predict(toy_reviews(60, seed=21)["review"].tolist())
+    top = max(p.confidence for p in served)
+    assert metrics["coverage"][-1]["threshold"] <= top + 1e-6  # thresholds are the calibrated confidences

@@ -84,3 +84,19 @@ def test_stratified_split_is_seeded_and_keeps_class_shares(tmp_path):
     balanced = oversample(train, seed=0)
     assert balanced.balance()["negative"] == balanced.balance()["positive"] == 135
     assert np.isin(balanced.texts, train.texts).all()
+
+
+def test_an_eval_file_never_shares_a_review_with_training(tmp_path):
+    from review_sentiment.train.data import run_split
+
+    data = toy_reviews(120, seed=31)
+    data.to_csv(tmp_path / "all.csv", index=False)
+    data.iloc[:40].to_csv(tmp_path / "eval.csv", index=False)
+    params = {
+        "dataset": str(tmp_path / "all.csv"),
+        "eval_file": str(tmp_path / "eval.csv"),
+        "seed": 1,
+        "val_fraction": 0.1,
+    }
+    train_set, held_out = run_split(params)
+    assert not set(train_set.texts) & set(held_out.texts) and len(held_out) > 0

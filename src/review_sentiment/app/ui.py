@@ -56,7 +56,7 @@ EXAMPLES = [
 _SCRATCH_PREFIX = "sentiment-app-"
 
 
-def analyze(scorer: Scorer, text: str, min_confidence: float = 0.0) -> tuple[dict, list, str]:
+def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[dict, list, str]:
     """Label confidences, highlighted words and a note for one review; friendly messages, no traces.
 
     The note starts with "Not sure" when the (calibrated) confidence is below `min_confidence`.
@@ -72,7 +72,7 @@ def analyze(scorer: Scorer, text: str, min_confidence: float = 0.0) -> tuple[dic
     result = explain(scorer, cleaned, cleaned=True)
     confidence = result.prediction.confidence
     note = (
-        f"**Not sure**: {confidence:.0%} confident in {result.prediction.label}, below the app's "
+        f"**Not sure**: {confidence:.1%} confident in {result.prediction.label}, below the app's "
         f"{min_confidence:.0%} threshold. "
         if confidence < min_confidence
         else ""
@@ -213,6 +213,8 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
     Below `min_confidence` (calibrated) a review's label is shown as "not sure", and a scored file's rows
     get the status "uncertain" (the batch tab's slider starts there).
     """
+    if not 0 <= min_confidence < 1:
+        raise UserError(f"the app's --min-confidence must be at least 0 and below 1, not {min_confidence}")
     scorer = scorer or Scorer.load(os.environ.get("SENTIMENT_MODEL") or None)
     with gr.Blocks(title="Movie review sentiment", delete_cache=(900, 3600)) as demo:
         gr.Markdown(f"# Movie review sentiment\nRunning `{scorer.folder.name}` on **{scorer.provider}**.")
@@ -273,7 +275,7 @@ def _batch_tab(scorer: Scorer, min_confidence: float) -> None:
     )
     column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
     threshold = gr.Slider(
-        0.5, 0.99, value=min_confidence, step=0.01, label="Mark rows below this confidence as uncertain"
+        0.0, 0.99, value=min_confidence, step=0.01, label="Mark rows below this confidence as uncertain"
     )
     score = gr.Button("Score file", variant="primary", elem_id="score")
     summary = gr.Markdown(elem_id="summary")

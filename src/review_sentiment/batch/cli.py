@@ -2,13 +2,15 @@
 
 Each input row appears in the output exactly once, in input order, with every original column and
 `label`, `score` (probability of the positive, i.e. second, label), `confidence` (probability of the
-predicted label) and `status` ("ok", or why the row was not scored). The output keeps the input's
+predicted label) and `status` ("ok"; "uncertain" when below --min-confidence, label kept; or why the row
+was not scored). The output keeps the input's
 format (reviews.tsv → reviews.scored.tsv) unless --output names another.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from pathlib import Path
@@ -18,6 +20,8 @@ from ..errors import UserError, require
 from ..log import run_guarded, setup_logging
 from .config import BatchConfig
 from .formats import FORMATS, OUTPUT_FORMATS
+
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +39,8 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
 
     def run() -> None:
         cfg = config_from_args(BatchConfig, args)
-        if cfg.output != "-" and FORMATS.get(Path(cfg.output).suffix.lower()) not in OUTPUT_FORMATS:
+        local_file = cfg.engine == "local" and cfg.output != "-"  # Ray also writes folders and URIs
+        if local_file and FORMATS.get(Path(cfg.output).suffix.lower()) not in OUTPUT_FORMATS:
             raise UserError(f"--output must end in .csv, .tsv, .parquet, .jsonl or .json, not {cfg.output}")
         try:
             require("cpu", "score-csv")
@@ -48,6 +53,8 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
             # The reader of stdout went away (`| head`): stop quietly, as other command-line tools do.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             raise UserError("stdout was closed before every row was written") from None
+        if warning := summary.gold_warning():
+            log.warning(warning)
         print(summary.text(), file=sys.stderr)
 
     return run_guarded(run)

@@ -174,7 +174,13 @@ def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool
         num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"],
     )
-    summary = Summary(provider=f"ray ({cfg.provider})", model=model, output=output, min_confidence=cfg.min_confidence)
+    summary = Summary(
+        provider=f"ray ({cfg.provider})",
+        model=model,
+        output=output,
+        min_confidence=cfg.min_confidence,
+        label_column=cfg.label_column,
+    )
     names = result_names(columns)
     if cfg.label_column and cfg.label_column not in columns:
         raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")

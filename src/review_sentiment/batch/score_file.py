@@ -74,7 +74,11 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
 
 def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None) -> Summary:
     summary = Summary(
-        provider=scorer.provider, model=str(scorer.folder), output=cfg.output, min_confidence=cfg.min_confidence
+        provider=scorer.provider,
+        model=str(scorer.folder),
+        output=cfg.output,
+        min_confidence=cfg.min_confidence,
+        label_column=cfg.label_column,
     )
     bar = tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="scoring", disable=not sys.stderr.isatty())
     started = time.monotonic()

@@ -152,8 +152,11 @@ def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: di
     target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
     details = {"mode": cfg.int8_mode, "target": target, "per_channel": cfg.per_channel}
     if cfg.int8_mode == "static":
-        ids = Scorer.load(source, provider="cpu", verify_checksum=False).encoder.encode(texts)
-        quantize_static_int8(source, target, cfg.per_channel, out, ids, cfg.int8_format, cfg.calibration_method)
+        encoder = Scorer.load(source, provider="cpu", verify_checksum=False).encoder
+        ids = encoder.encode(texts)
+        quantize_static_int8(
+            source, target, cfg.per_channel, out, ids, cfg.int8_format, cfg.calibration_method, encoder.pad_id
+        )
         details.update(
             format=cfg.int8_format,
             calibration={"method": cfg.calibration_method, "reviews": len(ids), "from": "the training split"},
@@ -167,21 +170,20 @@ def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: di
 
 def _calibration(folder: Path, texts: list[str], labels, cleaned: bool) -> dict:
     """The served variant's temperature, fitted on its own validation logits (int8 logits are not fp32's)."""
-    if labels is None or len(labels) < 10:
-        log.warning("no validation labels here: the model is not calibrated (temperature 1)")
-        return {
-            "temperature": 1.0,
-            "calibration": {"note": "not calibrated: no validation reviews on the export machine"},
-        }
-    result = calibrate(
-        Scorer.load(folder, provider="cpu", verify_checksum=False, calibrated=False).logits(texts, cleaned=cleaned),
-        labels,
-    )
-    log.info(
-        "temperature %.3f: ECE %.4f → %.4f, Brier %.4f → %.4f (%s)",
-        result["temperature"], result["ece_before"], result["ece"], result["brier_before"], result["brier"],
-        result["measured_on"],
-    )  # fmt: skip
+    if labels is None:
+        reason = "no validation reviews were measured at export (--validation-samples 0, or the data is not here)"
+        log.warning("the model is not calibrated: %s", reason)
+        return {"temperature": 1.0, "calibration": {"temperature": 1.0, "applied": False, "reason": reason}}
+    scorer = Scorer.load(folder, provider="cpu", verify_checksum=False, calibrated=False)
+    result = calibrate(scorer.logits(texts, cleaned=cleaned), labels)
+    if result["applied"]:
+        log.info(
+            "temperature %.3f: ECE %.4f → %.4f, Brier %.4f → %.4f (%s)",
+            result["temperature"], result["ece_before"], result["ece"], result["brier_before"], result["brier"],
+            result["measured_on"],
+        )  # fmt: skip
+    else:
+        log.warning("confidence is not rescaled (temperature 1): %s", result["reason"])
     return {"temperature": result["temperature"], "calibration": result}
 
 
@@ -196,7 +198,8 @@ def _finish_folder(
     }
     manifest["validation_metrics"] = served_metrics(rows[-1], training, labels)
     calibration = manifest.get("calibration", {})
-    manifest["validation_metrics"].update({k: calibration[k] for k in ("ece", "brier") if k in calibration})
+    if calibration.get("applied"):
+        manifest["validation_metrics"].update({k: calibration[k] for k in ("ece", "brier")})
     stage_folder(final_dir / MODEL_FILE, merged, final_dir, manifest)
     write_model_card(
         final_dir / "README.md", manifest, "onnx", manifest["validation_metrics"], card_section(manifest, rows)

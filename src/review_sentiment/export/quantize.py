@@ -49,19 +49,23 @@ def quantize_dynamic_int8(folder: Path, target: str, per_channel: bool, out: Pat
 
 
 class _Calibration:
-    """Calibration reviews one at a time (no padding, so pad positions never widen a range)."""
+    """Calibration reviews one at a time. MinMax needs no padding (pad positions never widen a range); the
+    histogram methods stack every feed, so there each review is padded (masked) to one common length."""
 
-    def __init__(self, ids: Sequence[Sequence[int]], input_names: Sequence[str]) -> None:
-        self.ids, self.input_names = ids, set(input_names)
+    def __init__(
+        self, ids: Sequence[Sequence[int]], input_names: Sequence[str], pad_to: int | None, pad_id: int
+    ) -> None:
+        self.ids, self.input_names, self.pad_to, self.pad_id = ids, set(input_names), pad_to, pad_id
         self._rows: Iterator[dict] | None = None
 
     def _feeds(self) -> Iterator[dict]:
         for row in self.ids:
-            arrays = {
-                "input_ids": np.asarray([row], dtype=np.int64),
-                "attention_mask": np.ones((1, len(row)), dtype=np.int64),
-                "token_type_ids": np.zeros((1, len(row)), dtype=np.int64),
-            }
+            width = self.pad_to or len(row)
+            ids = np.full((1, width), self.pad_id, dtype=np.int64)
+            ids[0, : len(row)] = row
+            mask = np.zeros((1, width), dtype=np.int64)
+            mask[0, : len(row)] = 1
+            arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
             yield {name: array for name, array in arrays.items() if name in self.input_names}
 
     def get_next(self) -> dict | None:
@@ -81,6 +85,7 @@ def quantize_static_int8(
     calibration_ids: Sequence[Sequence[int]],
     fmt: Int8Format = "qdq",
     method: Calibration = "minmax",
+    pad_id: int = 0,
 ) -> Path:
     """MatMul and embedding weights int8, their activations int8 with scales fixed by `calibration_ids`."""
     import onnxruntime as ort
@@ -94,7 +99,8 @@ def quantize_static_int8(
 
     source = folder / MODEL_FILE
     names = [i.name for i in ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()]
-    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration_ids, names)
+    pad_to = None if method == "minmax" else max(len(row) for row in calibration_ids)
+    reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration_ids, names, pad_to, pad_id)
     out.mkdir(parents=True, exist_ok=True)
     quantize_static(
         source,

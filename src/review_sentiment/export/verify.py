@@ -181,8 +181,8 @@ Score with `score-csv reviews.csv --model THIS_FOLDER` or serve with `sentiment 
 
 
 def _calibration_line(calibration: dict) -> str:
-    if "temperature" not in calibration:
-        return "Confidence is not calibrated (no validation reviews were on the export machine)."
+    if not calibration.get("applied"):
+        return f"Confidence is not rescaled (temperature 1): {calibration.get('reason', 'not calibrated')}."
     return (
         f"Confidence is calibrated: the scorer divides the logits by the temperature {calibration['temperature']:.3f} "
         f"(fitted by maximum likelihood on the validation reviews). Expected calibration error "

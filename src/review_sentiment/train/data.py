@@ -186,10 +186,20 @@ def run_split(params: dict) -> tuple[Reviews, Reviews]:
     text, label, seed = params.get("text_column"), params.get("label_column"), params["seed"]
     reviews = load_reviews(params["dataset"], "train", text, label)
     if params.get("eval_file"):
-        return stratified_subset(reviews, params.get("max_samples"), seed), load_reviews(
-            params["eval_file"], "test", text, label
-        )
+        held_out = load_reviews(params["eval_file"], "test", text, label)
+        return stratified_subset(_without(reviews, held_out), params.get("max_samples"), seed), held_out
     return training_split(reviews, params["val_fraction"], seed, params.get("max_samples"))
+
+
+def _without(reviews: Reviews, held_out: Reviews) -> Reviews:
+    """`reviews` less any text the held-out reviews also hold: a review is never trained on and measured on."""
+    seen = set(held_out.texts)
+    keep = np.array([i for i, t in enumerate(reviews.texts) if t not in seen], dtype=np.int64)
+    if len(keep) < len(reviews):
+        log.warning("%d training reviews also appear in the eval file: left out of training", len(reviews) - len(keep))
+    if len(keep) == 0:
+        raise UserError("every training review also appears in the eval file: nothing is left to train on")
+    return reviews.subset(keep)
 
 
 def validation_split(params: dict) -> Reviews:
