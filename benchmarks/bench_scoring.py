@@ -1,4 +1,4 @@
-"""python benchmarks/bench_scoring.py --merged runs/default-minilm/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
+"""python benchmarks/bench_scoring.py --merged runs/minilm-lora-2ep/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
 
 Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
 PyTorch model, batch 32; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline;
