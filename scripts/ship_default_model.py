@@ -9,7 +9,9 @@ The default run was trained with:
         --output runs/minilm-lora-2ep --epochs 2 --lr 5e-4 --batch-size 16 --eval-every 400 --patience 4 \
         --checkpoint-every 100 --log-every 50 --precision bf16
 It was stopped with Ctrl-C at step 225 (so that a time limit could be set) and continued with the same
-command plus `--resume --time-limit 105` (resume is exact: tests/train/test_train.py checks it bit for bit).
+command plus `--resume --time-limit 105`; stopped again with Ctrl-C right after its step-2000 evaluation
+(the limit would have ended it before the next one) and finished with `--resume --stop-after-steps 2002`,
+which keeps the best evaluated weights (resume is exact: tests/train/test_train.py checks it bit for bit).
 The run used the code of commit 019c695 (the training loop before the stages were split into subpackages).
 """
 
@@ -51,7 +53,7 @@ def main() -> None:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
     provenance = f"""
 ## Provenance of the bundled default model
-- Training command (run on the code of commit 019c695, stopped at step 225 and continued with `--resume --time-limit 105`; package code at export: commit `{commit}`):
+- Training command (run on the code of commit 019c695; stopped at step 225 and continued with `--resume --time-limit 105`, stopped after the step-2000 evaluation and finished with `--resume --stop-after-steps 2002`, keeping the best evaluated weights; package code at export: commit `{commit}`):
   ```
   {TRAIN_COMMAND}
   ```
