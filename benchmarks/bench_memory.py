@@ -73,7 +73,15 @@ def main() -> None:
         for rows in args.rows:
             source = Path(tmp) / f"reviews-{rows}.csv"
             write_reviews(source, rows)
-            command = ["score-csv", str(source), "--output", str(Path(tmp) / f"scored-{rows}.csv")]
+            # `python -m review_sentiment.batch` is score-csv, found without an activated virtual environment.
+            command = [
+                sys.executable,
+                "-m",
+                "review_sentiment.batch",
+                str(source),
+                "--output",
+                str(Path(tmp) / f"scored-{rows}.csv"),
+            ]
             if args.model:
                 command += ["--model", args.model]
             rss, seconds = peak_rss_mb(command)

@@ -165,15 +165,26 @@ def int8_section(int8: dict) -> list[str]:
 
 
 def calibration_section(manifest: dict, evaluation: dict) -> list[str]:
-    """The shipped model's temperature and calibration error (export), and accuracy vs coverage (evaluate)."""
+    """The shipped model's calibration (export) and accuracy vs coverage on all validation reviews (evaluate)."""
     c = manifest["calibration"]
+    if c.get("applied"):
+        fit = (
+            f"Temperature {c['temperature']:.3f}, fitted at export on the int8 model's own logits; expected calibration "
+            f"error ({c['ece_bins']} bins) {c['ece_before']:.4f} before, {c['ece']:.4f} after; Brier score "
+            f"{c['brier_before']:.4f} → {c['brier']:.4f} ({c['measured_on']})."
+        )
+    else:
+        fit = (
+            f"No temperature (1): {c['reason']}. Expected calibration error ({c['ece_bins']} bins) {c['ece_before']:.4f}, "
+            f"Brier score {c['brier_before']:.4f} on the {c['reviews']} validation reviews the export measured; a fitted "
+            f"temperature would have given {c['ece']:.4f} and {c['brier']:.4f} (cross-fitted on two halves)."
+        )
     return [
         f"## Confidence of the default model (`sentiment export` and `sentiment evaluate`, {manifest['created'][:10]})",
-        f"Temperature {c['temperature']:.3f}, fitted at export on the int8 model's own logits; expected calibration error "
-        f"({c['ece_bins']} bins) {c['ece_before']:.4f} before, {c['ece']:.4f} after; Brier score {c['brier_before']:.4f} → "
-        f"{c['brier']:.4f} ({c['measured_on']}).",
+        fit,
         "",
-        f"Accuracy vs coverage on all {evaluation['count']} validation reviews (`sentiment evaluate`, calibrated, most confident kept):",
+        f"Accuracy vs coverage on all {evaluation['count']} validation reviews (`sentiment evaluate`, most confident kept; "
+        f"ECE {evaluation['ece']:.4f}, Brier {evaluation['brier']:.4f}):",
         "",
         "| coverage | confidence threshold | accuracy |",
         "| --- | --- | --- |",
@@ -272,7 +283,7 @@ def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, ins
     ]
     if (OUT / "int8.json").is_file():
         sections.append(int8_section(load("int8.json")))
-    if manifest.get("calibration", {}).get("applied") and (OUT / "evaluate_default.json").is_file():
+    if "ece_before" in manifest.get("calibration", {}) and (OUT / "evaluate_default.json").is_file():
         sections.append(calibration_section(manifest, load("evaluate_default.json")))
     if install is not None:
         sections.append(install_section(install))
@@ -314,6 +325,11 @@ def _int8_and_calibration(manifest: dict) -> str:
         text += (
             f" Confidence is calibrated (temperature {calibration['temperature']:.2f}; expected calibration error "
             f"{calibration['ece_before']:.3f} → {calibration['ece']:.3f})."
+        )
+    elif "ece_before" in calibration:
+        text += (
+            f" Its confidence needed no rescaling: expected calibration error {calibration['ece_before']:.3f} on "
+            f"{calibration['reviews']} validation reviews ({calibration['reason']})."
         )
     return text
 
