@@ -21,6 +21,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(metrics: dict, path: Path, title: str) -> Path:
     plt = _pyplot()
     matrix = np.array(metrics["confusion_matrix"])
@@ -42,10 +49,7 @@ def plot_confusion(metrics: dict, path: Path, title: str) -> Path:
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(f"{title}\naccuracy {metrics['accuracy']:.2%} on {metrics['count']} reviews", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_roc(labels: np.ndarray, scores: np.ndarray, auc: float, path: Path, title: str) -> Path:
@@ -58,10 +62,7 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, auc: float, path: Path, tit
     ax.set_ylabel("true positive rate")
     ax.set_title(f"ROC — {title}", fontsize=10)
     ax.legend(loc="lower right")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_training_curves(history_path: Path, path: Path) -> Path:
@@ -81,10 +82,7 @@ def plot_training_curves(history_path: Path, path: Path) -> Path:
     acc_ax.set_xlabel("optimizer step")
     acc_ax.set_title("validation accuracy")
     acc_ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path, title: str) -> Path:
@@ -100,10 +98,7 @@ def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Pa
     ax.set_ylabel("accuracy")
     ax.set_title(f"Reliability — {title}", fontsize=10)
     ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def plot_coverage(labels: np.ndarray, probs: np.ndarray, path: Path, title: str) -> Path:
@@ -116,10 +111,7 @@ def plot_coverage(labels: np.ndarray, probs: np.ndarray, path: Path, title: str)
     ax.set_xlabel("coverage (share of reviews kept, most confident first)")
     ax.set_ylabel("accuracy")
     ax.set_title(f"Accuracy vs coverage — {title}", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)
 
 
 def write_report(
