@@ -37,10 +37,10 @@ def test_static_int8_scores_a_review_the_same_in_any_batch(exported):
 
 
 def test_calibration_uses_training_reviews_never_validation_reviews(trained_run):
-    from review_sentiment.export.verify import calibration_reviews, validation_sample
+    from review_sentiment.export.verify import calibration_reviews, run_reviews, validation_sample
 
     training = json.loads((trained_run / "merged" / "training_manifest.json").read_text())
-    calibration = calibration_reviews(training, 1000)
+    calibration = calibration_reviews(run_reviews(training)[0], 1000)
     validation, _ = validation_sample(training, 1000)
     assert calibration and validation and not set(calibration) & set(validation)
     assert len(calibration) == training["data"]["train"]["rows"]

@@ -30,6 +30,7 @@ from .verify import (
     card_section,
     format_table,
     measure,
+    run_reviews,
     served_metrics,
     torch_reference_logits,
     validation_sample,
@@ -49,11 +50,12 @@ def export(cfg: ExportConfig) -> Path:
         merged = merged_folder(cfg.model, scratch)
         training = _training_manifest(merged)
         # Loaded before any conversion, so missing calibration data fails in seconds, not after the export.
-        calibration = _calibration_texts(cfg, training)
+        split = run_reviews(training) if cfg.quantize == "int8" and cfg.int8_mode == "static" else None
+        calibration = calibration_reviews(split[0], cfg.calibration_samples) if split else []
         raw_file = onnx_export(merged, scratch / "fp32", cfg.opset)
         manifest = _base_manifest(cfg, training, raw_file)
         fp32_dir = stage_folder(raw_file, merged, scratch / "fp32", manifest)
-        sample = validation_sample(training, cfg.validation_samples)
+        sample = validation_sample(training, cfg.validation_samples, split[1] if split else None)
         # Variants are compared on the validation sample (its texts are cleaned already), or on the
         # probes when the training data is not on this machine.
         texts, labels, cleaned = (sample[0], sample[1], True) if sample else (list(PROBES), None, False)
@@ -79,12 +81,6 @@ def export(cfg: ExportConfig) -> Path:
         cfg.output,
     )
     return cfg.output
-
-
-def _calibration_texts(cfg: ExportConfig, training: dict) -> list[str]:
-    if cfg.quantize == "int8" and cfg.int8_mode == "static":
-        return calibration_reviews(training, cfg.calibration_samples)
-    return []
 
 
 def _training_manifest(merged: Path) -> dict:

@@ -31,38 +31,44 @@ PROBES = (
 )
 
 
-def validation_sample(training: dict, limit: int) -> tuple[list[str], np.ndarray] | None:
+def validation_sample(training: dict, limit: int, reviews=None) -> tuple[list[str], np.ndarray] | None:
     """Up to `limit` reviews of the training run's validation split (cleaned) and their labels, re-created
-    from its manifest (local files or a Hub dataset); None, with a warning, when they cannot be loaded."""
+    from its manifest (local files or a Hub dataset) unless given as `reviews`; None, with a warning, when
+    they cannot be loaded. A fixed, sorted random pick."""
     from ..train.data import validation_split
 
     params = training.get("hyperparameters") or {}
     if not limit or not params.get("dataset"):
         return None
-    try:
-        reviews = validation_split(params)
-    except UserError as error:
-        log.warning("the run's validation reviews could not be loaded (%s): accuracy is not measured", error)
-        return None
+    if reviews is None:
+        try:
+            reviews = validation_split(params)
+        except UserError as error:
+            log.warning("the run's validation reviews could not be loaded (%s): accuracy is not measured", error)
+            return None
     pick = np.sort(np.random.default_rng(0).permutation(len(reviews))[:limit])
     return [reviews.texts[i] for i in pick], reviews.labels[pick]
 
 
-def calibration_reviews(training: dict, limit: int) -> list[str]:
-    """Up to `limit` reviews of the run's training split (cleaned), re-created from its manifest: static int8
-    is calibrated on these, never on the validation reviews it is then measured on."""
+def run_reviews(training: dict):
+    """The run's (train, validation) reviews, re-created from its manifest, for static int8's calibration."""
     from ..train.data import run_split
 
     params = training.get("hyperparameters") or {}
     try:
         if not params.get("dataset"):
             raise UserError("the training manifest names no dataset")
-        train_set, _ = run_split(params)
+        return run_split(params)
     except UserError as error:
         raise UserError(
             f"static int8 calibrates on the run's training reviews, which could not be loaded ({error}): "
             "put the data back, or pass --int8-mode dynamic"
         ) from error
+
+
+def calibration_reviews(train_set, limit: int) -> list[str]:
+    """Up to `limit` reviews of the run's training split: static int8 is calibrated on these, never on the
+    validation reviews it is then measured on. A fixed, sorted random pick."""
     pick = np.sort(np.random.default_rng(1).permutation(len(train_set))[:limit])
     return [train_set.texts[i] for i in pick]
 
