@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_scoring import model_flops  # this folder is on sys.path when run as a script
 
 from review_sentiment.cli import main as sentiment
 from review_sentiment.export.verify import validation_sample
@@ -123,13 +124,11 @@ def report_rows(rows: list[dict], limits: dict, flops_per_review: float | None) 
 
 
 def flops_per_review(merged: Path, scorer_folder: Path, texts: list[str]) -> float:
-    """Multiply-adds ×2 of the encoder for the reviews' real (unpadded) token counts, averaged."""
+    """The encoder's FLOPs per review at its real (unpadded) token count, averaged (bench_scoring's count,
+    which tests/benchmarks checks against PyTorch's FlopCounterMode)."""
     config = json.loads((merged / "config.json").read_text())
-    hidden, layers, inner = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
     lengths = [len(ids) for ids in Scorer.load(scorer_folder, provider="cpu").encoder.encode(texts)]
-    per_token = layers * 2 * (4 * hidden * hidden + 2 * hidden * inner)
-    attention = [layers * 2 * 2 * n * n * hidden for n in lengths]
-    return float(np.mean([per_token * n + a for n, a in zip(lengths, attention, strict=True)]))
+    return model_flops(config, lengths) / len(lengths)
 
 
 def main() -> None:
