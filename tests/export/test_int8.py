@@ -129,3 +129,12 @@ def test_evaluate_shows_an_exported_folders_temperature(bag_of_words_model, tmp_
     served = Scorer.load(hot).predict(toy_reviews(60, seed=21)["review"].tolist())
     top = max(p.confidence for p in served)
     assert metrics["coverage"][-1]["threshold"] <= top + 1e-6  # thresholds are the calibrated confidences
+
+
+def test_the_card_gives_the_calibration_error_even_without_a_temperature():
+    from review_sentiment.export.verify import _calibration_line
+
+    kept = {"applied": False, "reason": "a temperature does not improve the held-out likelihood", "ece_bins": 15}
+    line = _calibration_line({**kept, "ece_before": 0.0174, "brier_before": 0.0653, "reviews": 1000})
+    assert line.startswith("Confidence is not rescaled (temperature 1): a temperature does not improve")
+    assert "Expected calibration error (15 bins) 0.0174, Brier score 0.0653 on 1000 validation reviews." in line

@@ -188,7 +188,13 @@ Score with `score-csv reviews.csv --model THIS_FOLDER` or serve with `sentiment 
 
 def _calibration_line(calibration: dict) -> str:
     if not calibration.get("applied"):
-        return f"Confidence is not rescaled (temperature 1): {calibration.get('reason', 'not calibrated')}."
+        line = f"Confidence is not rescaled (temperature 1): {calibration.get('reason', 'not calibrated')}."
+        if "ece_before" in calibration:
+            line += (
+                f" Expected calibration error ({calibration['ece_bins']} bins) {calibration['ece_before']:.4f}, Brier "
+                f"score {calibration['brier_before']:.4f} on {calibration['reviews']} validation reviews."
+            )
+        return line
     return (
         f"Confidence is calibrated: the scorer divides the logits by the temperature {calibration['temperature']:.3f} "
         f"(fitted by maximum likelihood on the validation reviews). Expected calibration error "
