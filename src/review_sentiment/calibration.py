@@ -50,19 +50,16 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     return float(1 / math.exp((low + high) / 2))
 
 
+def _confidence_and_correct(labels: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    probs = np.asarray(probs, dtype=np.float64)
+    return probs.max(axis=1), predicted_classes(probs) == np.asarray(labels)
+
+
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
     """Σ over equal-width confidence bins of (share of reviews) × |accuracy − mean confidence|."""
-    probs = np.asarray(probs, dtype=np.float64)
-    confidence = probs.max(axis=1)
-    correct = predicted_classes(probs) == np.asarray(labels)
-    edges = np.linspace(0.0, 1.0, bins + 1)
-    which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
-    total = 0.0
-    for b in range(bins):
-        members = which == b
-        if members.any():
-            total += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return float(total)
+    rows = reliability(labels, probs, bins)
+    total = sum(r["count"] for r in rows)
+    return float(sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / total) if total else 0.0
 
 
 def brier_score(labels: np.ndarray, probs: np.ndarray) -> float:
@@ -77,9 +74,7 @@ def brier_score(labels: np.ndarray, probs: np.ndarray) -> float:
 
 def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> list[dict]:
     """Per confidence bin: its range, how many reviews, their mean confidence and their accuracy."""
-    probs = np.asarray(probs, dtype=np.float64)
-    confidence = probs.max(axis=1)
-    correct = predicted_classes(probs) == np.asarray(labels)
+    confidence, correct = _confidence_and_correct(labels, probs)
     edges = np.linspace(0.0, 1.0, bins + 1)
     which = np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
     rows = []
@@ -100,9 +95,7 @@ def reliability(labels: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> 
 
 def coverage_table(labels: np.ndarray, probs: np.ndarray, coverages=(1.0, 0.9, 0.8, 0.7)) -> list[dict]:
     """Accuracy on the most confident share of reviews, and the confidence threshold that keeps that share."""
-    probs = np.asarray(probs, dtype=np.float64)
-    confidence = probs.max(axis=1)
-    correct = predicted_classes(probs) == np.asarray(labels)
+    confidence, correct = _confidence_and_correct(labels, probs)
     order = np.argsort(-confidence, kind="stable")
     rows = []
     for coverage in coverages:

@@ -21,6 +21,7 @@ from ..card import write_model_card
 from ..errors import UserError
 from ..manifest import MODEL_FILE, TRAINING_MANIFEST
 from ..scorer import Scorer
+from ..text import ReviewEncoder
 from .config import ExportConfig, cpu_int8_target
 from .onnx import merged_folder, onnx_export, optimize, stage_folder
 from .quantize import quantize_dynamic_int8, quantize_static_int8
@@ -62,7 +63,7 @@ def export(cfg: ExportConfig) -> Path:
         fp32 = Scorer.load(fp32_dir, provider="cpu")
         parity = _check_parity(merged, fp32)
         fp32_logits = fp32.logits(texts, cleaned=cleaned)
-        final_dir = _variant(cfg, merged, fp32_dir, scratch, manifest, calibration)
+        final_dir = _variant(cfg, merged, fp32_dir, scratch, manifest, (calibration, fp32.encoder))
         rows = [measure(fp32_dir, texts, labels, fp32_logits, cleaned)]
         if final_dir != fp32_dir:
             rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
@@ -130,7 +131,12 @@ def _check_parity(merged: Path, fp32: Scorer) -> float:
 
 
 def _variant(
-    cfg: ExportConfig, merged: Path, fp32_dir: Path, scratch: Path, manifest: dict, calibration: list[str]
+    cfg: ExportConfig,
+    merged: Path,
+    fp32_dir: Path,
+    scratch: Path,
+    manifest: dict,
+    calibration: tuple[list[str], ReviewEncoder],
 ) -> Path:
     """The folder of the variant asked for: optimized and/or quantized from fp32 (updates `manifest`)."""
     final_dir = fp32_dir
@@ -143,12 +149,20 @@ def _variant(
     return final_dir
 
 
-def _int8(cfg: ExportConfig, merged: Path, source: Path, out: Path, manifest: dict, texts: list[str]) -> Path:
-    """The int8 variant of `source` (static: calibrated on training reviews; dynamic: no calibration)."""
+def _int8(
+    cfg: ExportConfig,
+    merged: Path,
+    source: Path,
+    out: Path,
+    manifest: dict,
+    calibration: tuple[list[str], ReviewEncoder],
+) -> Path:
+    """The int8 variant of `source` (static: calibrated on training reviews, tokenized by the export's own
+    encoder; dynamic: no calibration)."""
     target = cpu_int8_target() if cfg.int8_target == "auto" else cfg.int8_target
     details = {"mode": cfg.int8_mode, "target": target, "per_channel": cfg.per_channel}
     if cfg.int8_mode == "static":
-        encoder = Scorer.load(source, provider="cpu", verify_checksum=False).encoder
+        texts, encoder = calibration
         ids = encoder.encode(texts)
         quantize_static_int8(
             source, target, cfg.per_channel, out, ids, cfg.int8_format, cfg.calibration_method, encoder.pad_id
