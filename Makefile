@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # torch 2.13.0: the CPU build on this project's machines; on a GPU box with internet, pip picks the CUDA build.
 TORCH ?= torch==2.13.0
 
-.PHONY: setup quickstart test test-fast lint browser-deps
+.PHONY: setup quickstart test test-fast test-gpu lint browser-deps
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -26,6 +26,9 @@ test: setup  ## the whole suite, browser tests included (needs Debian's chromium
 
 test-fast: setup
 	$(PY) -m pytest -m "not browser"
+
+test-gpu: setup  ## the GPU tests only (they skip without CUDA); install the [gpu] extra and a CUDA torch first
+	$(PY) -m pytest -m gpu -rs
 
 lint: setup  ## ruff, and the stages' dependency rules (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff check src tests scripts benchmarks

@@ -183,19 +183,25 @@ def _add_serving_commands(commands) -> None:
     b = space.add_parser(
         "build",
         help="write a folder ready to push as a Space",
-        description="Write app.py, "
-        "requirements.txt (the [app] and [cpu] or [gpu] extras, pinned), README.md and the model.",
+        description="Write app.py, requirements.txt (the [app] and [cpu] extras pinned, or on GPU hardware "
+        "onnxruntime-gpu's CUDA 12 build with its CUDA libraries), README.md and the model. GPU hardware "
+        "needs an fp32 or fp16 export; the app then asks for the CUDA provider and stops without it.",
     )
     b.add_argument("--model", help="exported model folder to copy in (default: the bundled model)")
     b.add_argument("--model-repo", help="Hub model id to load at start instead of copying a model in")
     b.add_argument("--output", default="dist/space", help="folder to write (default: dist/space)")
-    b.add_argument("--hardware", default="cpu-basic", help="suggested_hardware (default: cpu-basic; t4-small, …)")
+    b.add_argument(
+        "--hardware",
+        default="cpu-basic",
+        help="Space hardware, requested on push (default: cpu-basic; GPU: t4-small, l4x1, a10g-small, …; "
+        "ZeroGPU zero-* is refused: it runs PyTorch only)",
+    )
     b.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     u = space.add_parser(
         "push",
         help="upload a built Space folder",
-        description="Create or reuse the Space "
-        "REPO and upload FOLDER with huggingface_hub (needs `hf auth login` or HF_TOKEN).",
+        description="Create or reuse the Space REPO, request the hardware FOLDER was built for, and upload "
+        "FOLDER with huggingface_hub (needs `hf auth login` or HF_TOKEN; GPU hardware is billed to the account).",
     )
     u.add_argument("folder", help="folder written by `sentiment space build`")
     u.add_argument("--repo", required=True, help="Space id, user/name")

@@ -6,8 +6,12 @@ PROVIDERS build without it.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
+import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -37,7 +41,7 @@ def may_have_nvidia_gpu(root: Path = Path("/")) -> bool:
     return (root / "dev/dxg").exists() or (root / "dev/nvidia0").exists()
 
 
-def _wanted_providers(provider: str, quantization: str) -> list[str]:
+def _wanted_providers(provider: str, quantization: str, optimization: str = "none") -> list[str]:
     import onnxruntime as ort
 
     available = ort.get_available_providers()
@@ -50,6 +54,8 @@ def _wanted_providers(provider: str, quantization: str) -> list[str]:
         return ["CPUExecutionProvider"]
     if provider == "auto":
         return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+    if provider == "tensorrt":
+        _check_tensorrt_graph(quantization, optimization)
     name = _ORT_NAMES[provider]
     if name not in available:
         raise UserError(
@@ -60,8 +66,47 @@ def _wanted_providers(provider: str, quantization: str) -> list[str]:
     return [p for p in chain if p in available] + ["CPUExecutionProvider"]
 
 
+def _check_tensorrt_graph(quantization: str, optimization: str) -> None:
+    """TensorRT parses standard ONNX only and builds its own fused fp16 engine: it wants the plain fp32 export."""
+    if quantization == "int8":
+        raise UserError(
+            "--provider tensorrt: this is an int8 model, which ONNX Runtime runs on CPU; use --provider cpu"
+        )
+    if quantization == "fp16" or optimization != "none":
+        raise UserError(
+            f"--provider tensorrt needs the un-fused fp32 export (this one is {quantization}, optimization "
+            f"{optimization}, with ONNX Runtime's fused com.microsoft operators that TensorRT cannot parse): export "
+            "with --quantize none --optimize none; TensorRT builds its own fp16 engine from it"
+        )
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What a session is built for: the graph's kind (from its manifest) and the largest batch it will see.
+
+    TensorRT builds an engine per input shape unless told the range up front; `max_batch` and
+    `max_length` give that range (1×1 to max_batch×max_length), and `model_id` keys its engine cache.
+    """
+
+    quantization: str = "none"
+    optimization: str = "none"
+    max_batch: int = 64
+    max_length: int = 512
+    model_id: str = "model"
+
+    @classmethod
+    def from_manifest(cls, manifest: dict, max_batch: int = 64) -> SessionPlan:
+        return cls(
+            quantization=manifest.get("quantization", "none"),
+            optimization=manifest.get("optimization", "none"),
+            max_batch=max_batch,
+            max_length=int(manifest.get("text_spec", {}).get("max_length", 512)),
+            model_id=str(manifest.get("sha256", "model"))[:16],
+        )
+
+
 def create_session(
-    model_path: Path, provider: str = "auto", threads: int | None = None, quantization: str = "none"
+    model_path: Path, provider: str = "auto", threads: int | None = None, plan: SessionPlan | None = None
 ) -> ort.InferenceSession:
     """The one place an ONNX Runtime session is made: explicit providers, checked after creation.
 
@@ -72,34 +117,102 @@ def create_session(
     """
     import onnxruntime as ort
 
+    plan = plan or SessionPlan()
     if provider not in PROVIDERS:
         raise UserError(f"provider must be one of {', '.join(PROVIDERS)}, not {provider!r}")
-    wanted = _wanted_providers(provider, quantization)
-    if "CUDAExecutionProvider" in wanted and hasattr(ort, "preload_dlls"):
-        try:  # finds CUDA and cuDNN installed from pip (the [cuda] extra) before the session loads them
-            ort.preload_dlls()
-        except Exception as error:
-            log.debug("onnxruntime.preload_dlls() failed: %s", error)
+    wanted = _wanted_providers(provider, plan.quantization, plan.optimization)
+    preload_report = _preload_cuda_libraries(ort) if "CUDAExecutionProvider" in wanted else ""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.log_severity_level = 3
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    chain = [(name, _provider_options(name, model_path, plan)) for name in wanted]
     try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=wanted)
+        session = ort.InferenceSession(str(model_path), sess_options=options, providers=chain)
     except Exception as error:
         raise UserError(f"could not load {model_path} into ONNX Runtime: {str(error).splitlines()[0]}") from error
-    got = session.get_providers()
+    _check_providers(session.get_providers(), provider, wanted, plan, preload_report)
+    return session
+
+
+def _preload_cuda_libraries(ort) -> str:
+    """Load CUDA and cuDNN installed from pip (the [gpu] extra) before the session needs them.
+
+    `preload_dlls()` reports a missing library with print(), not an exception: what it printed is
+    returned so that a failed CUDA session can say why.
+    """
+    if not hasattr(ort, "preload_dlls"):
+        return ""
+    printed = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            ort.preload_dlls()
+    except Exception as error:
+        printed.write(f"{error}\n")
+    return " ".join(line.strip() for line in printed.getvalue().splitlines() if line.strip())
+
+
+def _provider_options(name: str, model_path: Path, plan: SessionPlan) -> dict[str, str]:
+    if name == "CUDAExecutionProvider":
+        # ONNX Runtime's CUDA provider rounds fp32 matrix products to TF32 by default on Ampere and later:
+        # off, so an fp32 model on GPU computes the fp32 that export verified on CPU.
+        return {"use_tf32": "0"}
+    if name == "TensorrtExecutionProvider":
+        return tensorrt_options(model_path, plan)
+    return {}
+
+
+def tensorrt_options(model_path: Path, plan: SessionPlan, cache_root: Path | None = None) -> dict[str, str]:
+    """Engine and timing caches keyed by the model's checksum, an fp16 engine, and one optimization profile
+    covering every batch shape the scorer makes (1×1 up to max_batch×max_length), so no shape rebuilds it."""
+    root = cache_root or Path(
+        os.environ.get("SENTIMENT_TENSORRT_CACHE", Path.home() / ".cache/review-sentiment/tensorrt")
+    )
+    cache = root / plan.model_id
+    cache.mkdir(parents=True, exist_ok=True)
+    names = graph_input_names(model_path)
+
+    def shapes(batch: int, length: int) -> str:
+        return ",".join(f"{name}:{batch}x{length}" for name in names)
+
+    return {
+        "trt_engine_cache_enable": "True",
+        "trt_engine_cache_path": str(cache),
+        "trt_timing_cache_enable": "True",
+        "trt_timing_cache_path": str(cache),
+        "trt_fp16_enable": "True",
+        "trt_profile_min_shapes": shapes(1, 1),
+        "trt_profile_opt_shapes": shapes(plan.max_batch, plan.max_length),
+        "trt_profile_max_shapes": shapes(plan.max_batch, plan.max_length),
+    }
+
+
+def graph_input_names(model_path: Path) -> list[str]:
+    """The graph's input names, read by a CPU session that optimizes nothing (onnx is not a serving dependency)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(model_path), sess_options=options, providers=["CPUExecutionProvider"])
+    return [i.name for i in session.get_inputs()]
+
+
+def _check_providers(got: list[str], provider: str, wanted: list[str], plan: SessionPlan, preload: str) -> None:
+    """Say which provider really runs, and refuse an explicit GPU request that did not get its GPU."""
+    cause = f"; onnxruntime.preload_dlls() said: {preload}" if preload else " (no usable GPU, or CUDA/cuDNN missing)"
     if provider in ("cuda", "tensorrt") and _ORT_NAMES[provider] not in got:
         raise UserError(
-            f"--provider {provider} asked for {_ORT_NAMES[provider]} but the session got "
-            f"{', '.join(got)} (no usable GPU, or CUDA/cuDNN libraries missing)"
+            f"--provider {provider} asked for {_ORT_NAMES[provider]} but the session got {', '.join(got)}{cause}"
         )
     if provider == "auto" and "CUDAExecutionProvider" in wanted and "CUDAExecutionProvider" not in got:
-        log.warning("CUDA is listed by onnxruntime but could not be used here; running on CPU")
-    if quantization == "int8" and "CUDAExecutionProvider" in got:
+        log.warning("CUDA is listed by onnxruntime but could not be used here%s; running on CPU", cause)
+    if plan.quantization == "int8" and "CUDAExecutionProvider" in got:
         log.warning("this is an int8 model: ONNX Runtime runs int8 on CPU; export fp32 or fp16 for GPU serving")
-    if quantization == "fp16" and got[0] == "CPUExecutionProvider":
+    if plan.quantization == "fp16" and got[0] == "CPUExecutionProvider":
         log.warning("this is an fp16 model, meant for GPU: on CPU it is slow; export int8 for CPU serving")
-    return session
+    if got[0] == "TensorrtExecutionProvider":
+        log.info(
+            "TensorRT builds an fp16 engine for batches up to %dx%d tokens (cached)", plan.max_batch, plan.max_length
+        )

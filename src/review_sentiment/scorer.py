@@ -16,7 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .manifest import MODEL_FILE, read_manifest, resolve_model_folder, verify_files
-from .providers import create_session
+from .providers import SessionPlan, create_session
 from .scoring import predicted_classes, probabilities
 from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
 
@@ -58,7 +58,6 @@ class Scorer:
         # Fitted at export on validation logits; dividing the logits by it changes confidences, never labels.
         self.temperature = float(manifest.get("temperature", 1.0))
         self.input_names = [i.name for i in session.get_inputs()]
-        self.use_io_binding = session.get_providers()[0] in ("CUDAExecutionProvider", "TensorrtExecutionProvider")
 
     @classmethod
     def load(
@@ -68,8 +67,10 @@ class Scorer:
         threads: int | None = None,
         verify_checksum: bool = True,
         calibrated: bool = True,
+        max_batch: int = 64,
     ) -> Scorer:
-        """The scorer of an exported folder; `calibrated=False` ignores its temperature (raw logits, for parity checks)."""
+        """The scorer of an exported folder; `calibrated=False` ignores its temperature (raw logits, for parity
+        checks). `max_batch` is the largest batch it will be given (TensorRT sizes its engine by it)."""
         folder = resolve_model_folder(model)
         manifest = read_manifest(folder)
         model_path = folder / manifest.get("model_file", MODEL_FILE)
@@ -82,7 +83,7 @@ class Scorer:
             encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
-        session = create_session(model_path, provider, threads, manifest.get("quantization", "none"))
+        session = create_session(model_path, provider, threads, SessionPlan.from_manifest(manifest, max_batch))
         scorer = cls(folder, session, encoder, manifest)
         if not calibrated:
             scorer.temperature = 1.0
@@ -99,16 +100,9 @@ class Scorer:
         padded, mask = pad_batch(ids, self.encoder.pad_id)
         arrays = {"input_ids": np.asarray(padded, dtype=np.int64), "attention_mask": np.asarray(mask, dtype=np.int64)}
         arrays["token_type_ids"] = np.zeros_like(arrays["input_ids"])
+        # Plain run(): inputs and logits are small, so binding them on the device would save no copy.
         feed = {name: arrays[name] for name in self.input_names}
-        if self.use_io_binding:
-            binding = self.session.io_binding()
-            for name, array in feed.items():
-                binding.bind_cpu_input(name, array)
-            binding.bind_output("logits")
-            self.session.run_with_iobinding(binding)
-            logits = binding.copy_outputs_to_cpu()[0]
-        else:
-            logits = self.session.run(["logits"], feed)[0]
+        logits = self.session.run(["logits"], feed)[0]
         logits = logits.astype(np.float32)  # fp16 graphs answer in float16: divide in float32
         return logits / np.float32(self.temperature) if self.temperature != 1.0 else logits
 

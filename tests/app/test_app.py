@@ -1,4 +1,3 @@
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -93,50 +92,6 @@ def test_api_answers_through_gradio_client(exported):
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-def test_built_space_runs_as_its_own_process(exported, tmp_path):
-    from gradio_client import Client
-
-    space = tmp_path / "space"
-    assert main(["space", "build", "--model", str(exported["int8"]), "--output", str(space)]) == 0
-    readme = (space / "README.md").read_text()
-    assert "sdk: gradio" in readme and "app_file: app.py" in readme and "suggested_hardware: cpu-basic" in readme
-    assert "torch" not in (space / "requirements.txt").read_text()
-    assert "provider='cpu'" in (space / "app.py").read_text()
-    # Run it the way Spaces does, from its own folder, with the project's package out of the way.
-    env = {"PYTHONPATH": str(space), "PYTHONSAFEPATH": "1"}
-    process, url = serve([sys.executable, "app.py"], cwd=space, env=env)
-    try:
-        label, _, _ = Client(url, verbose=False).predict("great wonderful loved", api_name="/analyze")
-        assert label["label"] == "positive"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def test_space_refusals(exported, tmp_path, capsys, monkeypatch):
-    assert (
-        main(
-            [
-                "space",
-                "build",
-                "--model",
-                str(exported["int8"]),
-                "--output",
-                str(tmp_path / "s"),
-                "--hardware",
-                "t4-small",
-            ]
-        )
-        == 2
-    )
-    assert "int8 model runs on CPU only" in capsys.readouterr().err
-    monkeypatch.setenv("HF_TOKEN", "")
-    monkeypatch.setattr("huggingface_hub.get_token", lambda: None)
-    assert main(["space", "build", "--model", str(exported["int8"]), "--output", str(tmp_path / "ok")]) == 0
-    assert main(["space", "push", str(tmp_path / "ok"), "--repo", "someone/sentiment"]) == 2
-    assert "not logged in to the Hugging Face Hub" in capsys.readouterr().err
 
 
 def _with_labels(folder: Path, tmp_path: Path, labels: list[str]) -> Path:

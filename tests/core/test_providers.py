@@ -27,7 +27,7 @@ def offered(monkeypatch):
         ([CUDA, CPU], False, "auto", "none", [CPU]),  # onnxruntime-gpu lists CUDA on any machine
         ([CUDA, CPU], True, "auto", "int8", [CPU]),  # int8 kernels run on CPU
         ([CPU], True, "auto", "none", [CPU]),
-        ([TRT, CUDA, CPU], True, "tensorrt", "fp16", [TRT, CUDA, CPU]),
+        ([TRT, CUDA, CPU], True, "tensorrt", "none", [TRT, CUDA, CPU]),
         ([TRT, CUDA, CPU], True, "cuda", "none", [CUDA, CPU]),
         ([CUDA, CPU], True, "cpu", "none", [CPU]),
     ],
@@ -53,12 +53,48 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
         def get_providers(self):
             return [CPU]
 
+    def missing_library():  # onnxruntime.preload_dlls() reports with print(), not an exception
+        print("Failed to load libcublasLt.so.13: cannot open shared object file")
+
     monkeypatch.setattr(ort, "InferenceSession", FellBack)
-    monkeypatch.setattr(ort, "preload_dlls", lambda: None, raising=False)
-    with pytest.raises(UserError, match="asked for CUDAExecutionProvider but the session got CPUExecutionProvider"):
+    monkeypatch.setattr(ort, "preload_dlls", missing_library, raising=False)
+    with pytest.raises(
+        UserError, match=r"the session got CPUExecutionProvider.*said: Failed to load libcublasLt\.so\.13"
+    ):
         ort_providers.create_session(bag_of_words_model / "model.onnx", "cuda")
     session = ort_providers.create_session(bag_of_words_model / "model.onnx", "auto")
-    assert session.asked == [CUDA, CPU] and "could not be used here; running on CPU" in caplog.text
+    # fp32 on CUDA without TF32: the GPU computes the fp32 that export verified on CPU.
+    assert session.asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})]
+    assert "could not be used here; onnxruntime.preload_dlls() said: Failed to load" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("quantization", "optimization", "message"),
+    [
+        ("int8", "none", "int8 model, which ONNX Runtime runs on CPU"),
+        ("fp16", "O2", "needs the un-fused fp32 export"),
+        ("none", "O2", "needs the un-fused fp32 export"),
+    ],
+)
+def test_tensorrt_is_refused_for_graphs_it_cannot_parse(offered, quantization, optimization, message):
+    offered([TRT, CUDA, CPU], True)
+    with pytest.raises(UserError, match=message):
+        ort_providers._wanted_providers("tensorrt", quantization, optimization)
+    assert ort_providers._wanted_providers("tensorrt", "none", "none") == [TRT, CUDA, CPU]
+
+
+def test_tensorrt_gets_caches_fp16_and_one_profile_for_every_batch_shape(bag_of_words_model, tmp_path):
+    from review_sentiment.manifest import read_manifest
+
+    plan = ort_providers.SessionPlan.from_manifest(read_manifest(bag_of_words_model), max_batch=32)
+    options = ort_providers.tensorrt_options(bag_of_words_model / "model.onnx", plan, cache_root=tmp_path)
+    names = ort_providers.graph_input_names(bag_of_words_model / "model.onnx")
+    cache = tmp_path / plan.model_id
+    assert cache.is_dir() and plan.model_id != "model"  # keyed by the model's checksum: a new model, new engines
+    assert options["trt_engine_cache_path"] == options["trt_timing_cache_path"] == str(cache)
+    assert options["trt_engine_cache_enable"] == options["trt_timing_cache_enable"] == options["trt_fp16_enable"]
+    assert options["trt_profile_min_shapes"] == ",".join(f"{n}:1x1" for n in names)
+    assert options["trt_profile_max_shapes"] == ",".join(f"{n}:32x{plan.max_length}" for n in names)
 
 
 @pytest.mark.parametrize(
@@ -79,3 +115,36 @@ def test_a_gpu_space_asks_for_cuda_and_ships_the_cuda_libraries(exported, tmp_pa
     space = build_space(str(exported["none"]), tmp_path / "gpu-space", hardware="t4-small")
     assert "provider='cuda'" in (space / "app.py").read_text()
     assert "onnxruntime-gpu[cuda,cudnn]==" in (space / "requirements.txt").read_text()
+
+
+@pytest.fixture
+def cuda_session(bag_of_words_model):
+    """Skip unless a CUDA session really starts here (a GPU machine with onnxruntime-gpu)."""
+    if CUDA not in ort.get_available_providers() or not ort_providers.may_have_nvidia_gpu():
+        pytest.skip("needs the CUDA execution provider and an NVIDIA GPU")
+    return ort_providers.create_session(bag_of_words_model / "model.onnx", "cuda")
+
+
+@pytest.mark.gpu
+def test_cuda_scores_what_cpu_scores(cuda_session, bag_of_words_model):
+    from review_sentiment.scorer import Scorer
+
+    texts = ["great wonderful film", "awful boring plot", "ok"]
+    on_gpu, on_cpu = Scorer.load(bag_of_words_model, "cuda"), Scorer.load(bag_of_words_model, "cpu")
+    assert on_gpu.provider == CUDA
+    assert abs(on_gpu.logits(texts) - on_cpu.logits(texts)).max() < 1e-4
+
+
+@pytest.mark.gpu
+def test_tensorrt_session_builds_and_scores(cuda_session, bag_of_words_model, tmp_path, monkeypatch):
+    from review_sentiment.scorer import Scorer
+
+    if TRT not in ort.get_available_providers():
+        pytest.skip("this onnxruntime-gpu has no TensorRT provider")
+    monkeypatch.setenv("SENTIMENT_TENSORRT_CACHE", str(tmp_path))
+    scorer = Scorer.load(bag_of_words_model, "tensorrt", max_batch=4)
+    reference = Scorer.load(bag_of_words_model, "cpu")
+    texts = ["great wonderful film", "awful boring plot", "ok", "great"]
+    assert scorer.provider == TRT
+    assert (scorer.logits(texts).argmax(1) == reference.logits(texts).argmax(1)).all()
+    assert any(tmp_path.rglob("*")), "TensorRT wrote no engine cache"

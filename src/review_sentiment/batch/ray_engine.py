@@ -34,7 +34,7 @@ class ScoringActor:
     def __init__(
         self, model: str, provider: str, threads: int | None, text_column: str, batch_size: int, min_confidence=None
     ) -> None:
-        self.scorer = Scorer.load(model, provider, threads)
+        self.scorer = Scorer.load(model, provider, threads, max_batch=batch_size)
         self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
 
     def __call__(self, batch):

@@ -47,9 +47,20 @@ def onnx_export(merged: Path, out: Path, opset: int | None) -> Path:
 
 
 def optimize(folder: Path, level: str, fp16: bool, out: Path) -> Path:
+    """ORTOptimizer at `level`; for fp16 (GPU serving) with Python fusions only.
+
+    Optimum's GPU path runs ONNX Runtime's offline optimizer with `use_gpu=True`, which on a machine
+    without CUDA silently optimizes for the CPU provider and can leave CPU-only nodes in a graph meant
+    for the GPU. Python fusions (attention, LayerNorm, GELU) are provider-neutral; ONNX Runtime applies
+    the provider-specific rest itself when the GPU session loads the graph.
+    """
+    from dataclasses import replace
+
     from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
 
     config = AutoOptimizationConfig.with_optimization_level(level, for_gpu=fp16, fp16=fp16)
+    if fp16:
+        config = replace(config, optimization_level=0)
     ORTOptimizer.from_pretrained(folder, file_names=[MODEL_FILE]).optimize(config, save_dir=out, file_suffix=None)
     return out / MODEL_FILE
 

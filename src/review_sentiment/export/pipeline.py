@@ -29,6 +29,7 @@ from .verify import (
     PROBES,
     calibration_reviews,
     card_section,
+    check_fp16,
     format_table,
     measure,
     run_reviews,
@@ -68,6 +69,7 @@ def export(cfg: ExportConfig) -> Path:
         if final_dir != fp32_dir:
             rows.append(measure(final_dir, texts, labels, fp32_logits, cleaned))
         print(format_table(rows))
+        check_fp16(rows[-1])
         warn_on_accuracy_drop(rows, cfg)
         manifest.update(_calibration(final_dir, texts, labels, cleaned))
         _finish_folder(final_dir, merged, manifest, rows, training, labels, parity)
@@ -203,6 +205,7 @@ def _finish_folder(
     """The served variant's manifest (with the export check and its validation metrics) and model card."""
     manifest["export_check"] = {
         "fp32_vs_pytorch_max_abs_logit_diff": parity,
+        "fp32_vs_pytorch_provider": "CPUExecutionProvider",
         "variants": rows,
         "validation_sample": len(labels) if labels is not None else 0,
     }
@@ -229,6 +232,7 @@ def check(folder: Path) -> dict:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         row = measure(folder, list(PROBES), None, reference)
+        check_fp16(row)
         exact = manifest["quantization"] == "none" and manifest["optimization"] == "none"
         if exact and row["max_abs_logit_diff"] > 1e-4:
             raise UserError(

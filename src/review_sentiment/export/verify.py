@@ -99,17 +99,14 @@ def measure(
         "size_mb": (folder / MODEL_FILE).stat().st_size / 1e6,
         "reviews": len(texts),
     }
-    try:
-        # Raw logits: parity with PyTorch is about the graph; a temperature would only rescale them.
-        scorer = Scorer.load(folder, provider="auto" if manifest["quantization"] == "fp16" else "cpu", calibrated=False)
-        scorer.logits(texts[:8], cleaned=cleaned)  # warm-up
-        started = time.perf_counter()
-        logits = scorer.logits(texts, cleaned=cleaned)
-        row["ms_per_review"] = 1000 * (time.perf_counter() - started) / max(len(texts), 1)
-        row["provider"] = scorer.provider
-    except UserError as error:  # fp16 graphs may not run on a CPU-only onnxruntime
-        row["error"] = str(error)
-        return row
+    # Raw logits: parity with PyTorch is about the graph; a temperature would only rescale them. A graph
+    # that does not load fails the export (an error here is never a row to skip).
+    scorer = Scorer.load(folder, provider="auto" if manifest["quantization"] == "fp16" else "cpu", calibrated=False)
+    scorer.logits(texts[:8], cleaned=cleaned)  # warm-up
+    started = time.perf_counter()
+    logits = scorer.logits(texts, cleaned=cleaned)
+    row["ms_per_review"] = 1000 * (time.perf_counter() - started) / max(len(texts), 1)
+    row["provider"] = scorer.provider
     probs = probabilities(logits)
     if reference is not None:
         row["agreement"] = agreement(predicted_classes(probs), predicted_classes(probabilities(reference)))
@@ -118,6 +115,29 @@ def measure(
         metrics = classification_metrics(labels, probs)
         row.update({k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc")})
     return row
+
+
+# fp16 against fp32 on the same reviews: below this label agreement, or beyond this logit gap, the export fails.
+FP16_MIN_AGREEMENT = 0.99
+FP16_MAX_LOGIT_DIFF = 5e-2
+
+
+def check_fp16(row: dict) -> None:
+    """Fail an fp16 export that strays from fp32; say which provider the figures come from."""
+    if row["variant"] != "fp16":
+        return
+    agreement_, gap = row["agreement"], row["max_abs_logit_diff"]
+    if agreement_ < FP16_MIN_AGREEMENT or gap > FP16_MAX_LOGIT_DIFF:
+        raise UserError(
+            f"export failed verification: fp16 agrees with fp32 on {100 * agreement_:.2f}% of labels (needs "
+            f"≥ {100 * FP16_MIN_AGREEMENT:.0f}%), max |Δlogit| {gap:.2e} (needs ≤ {FP16_MAX_LOGIT_DIFF:.0e}), "
+            f"on {row['provider']}"
+        )
+    if row["provider"] == "CPUExecutionProvider":
+        log.warning(
+            "fp16 was checked on the CPU provider, which runs fp16 nodes in fp32: confirm it on the GPU with "
+            "`sentiment export --check FOLDER` on a machine with CUDA"
+        )
 
 
 def format_table(rows: list[dict]) -> str:

@@ -42,7 +42,10 @@ def trainable_state(model) -> dict[str, torch.Tensor]:
     return {n: p.detach().clone().cpu() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(folder: Path, model, best: dict | None, optimizer, scheduler, scaler, state: dict) -> None:
+def save_checkpoint(
+    folder: Path, model, best: dict | None, optimizer, scheduler, scaler, state: dict, device: torch.device
+) -> None:
+    """Write a complete checkpoint to `folder`, replacing the previous one only once the new one is whole."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -55,7 +58,9 @@ def save_checkpoint(folder: Path, model, best: dict | None, optimizer, scheduler
             "scheduler": scheduler.state_dict(),
             "scaler": scaler.state_dict(),
             "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # Only the generator of the GPU that trained: a state per visible GPU cannot be restored
+            # on a host that sees fewer of them, and the others drew nothing for this run.
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         },
         tmp / "optimizer.pt",
     )
@@ -97,16 +102,47 @@ def load_trainable(model, weights: dict[str, torch.Tensor], source: Path) -> Non
     model.load_state_dict(weights, strict=False)
 
 
-def load_checkpoint(folder: Path, model, optimizer, scheduler, scaler) -> tuple[dict, dict | None]:
+def load_checkpoint(
+    folder: Path, model, optimizer, scheduler, scaler, device: torch.device
+) -> tuple[dict, dict | None]:
+    """Restore weights, optimizer, schedule, loss scale and RNG from `folder` onto `device`, which may differ
+    from the device that wrote it; returns (state.json without the RNG, best weights or None)."""
     load_trainable(model, load_file(folder / "trainable.safetensors"), folder / "trainable.safetensors")
+    # map_location: a checkpoint written on CUDA must load on a CPU-only host; the optimizer moves its
+    # state onto the parameters' device in load_state_dict.
     saved = torch.load(folder / "optimizer.pt", weights_only=True, map_location="cpu")
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
-    scaler.load_state_dict(saved["scaler"])
+    _load_scaler(scaler, saved["scaler"])
     torch.set_rng_state(saved["torch_rng"])
-    if saved["cuda_rng"]:
-        torch.cuda.set_rng_state_all(saved["cuda_rng"])
+    _restore_cuda_rng(saved["cuda_rng"], device)
     state = json.loads((folder / "state.json").read_text())
     random.setstate((3, tuple(state.pop("python_rng")), None))
     best = load_file(folder / "best.safetensors") if (folder / "best.safetensors").exists() else None
     return state, best
+
+
+def _load_scaler(scaler: torch.amp.GradScaler, state: dict) -> None:
+    """A disabled scaler saves `{}`, which an enabled one refuses to load: load only a real state."""
+    if state:
+        scaler.load_state_dict(state)
+    elif scaler.is_enabled():
+        log.warning("the checkpoint has no loss-scaler state (it was not trained in fp16): loss scaling starts afresh")
+
+
+def _restore_cuda_rng(state: torch.Tensor | list | None, device: torch.device) -> None:
+    """Put back the CUDA generator of the training GPU, when this run trains on CUDA too."""
+    if isinstance(state, list):  # older checkpoints saved every visible GPU's; `cuda` trained on the first
+        state = state[0] if state else None
+    if state is None:
+        if device.type == "cuda":
+            log.warning("the checkpoint was written on CPU: CUDA random numbers (dropout) start from the seed")
+        return
+    if device.type != "cuda":
+        log.warning(
+            "the checkpoint was written on CUDA: its CUDA RNG state is not restored on %s, so dropout draws "
+            "(and the result) differ from an uninterrupted run",
+            device,
+        )
+        return
+    torch.cuda.set_rng_state(state, device)

@@ -60,7 +60,15 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16", "fp16"] = field(
         default="auto",
         metadata={
-            "help": "autocast dtype; 'auto': bf16 on CUDA (fp16 + loss scaling where bf16 is missing), bf16 on CPUs with native bf16, else fp32"
+            "help": "autocast dtype; 'auto': bf16 on GPUs with native bf16 (compute capability 8.0+), else fp16 + loss "
+            "scaling; on CPU bf16 where the CPU has native bf16, else fp32. --resume keeps the dtype the run started with"
+        },
+    )
+    deterministic: bool = field(
+        default=False,
+        metadata={
+            "help": "deterministic CUDA kernels (slower), so a --resume on CUDA ends bit-exact like an uninterrupted "
+            "run; CPU runs are deterministic already"
         },
     )
     resume: bool = field(default=False, metadata={"help": "continue from the output folder's last checkpoint"})

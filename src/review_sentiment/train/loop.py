@@ -26,8 +26,8 @@ from .checkpoint import Stopper, trainable_state
 from .config import TrainConfig
 from .finish import finish
 from .modeling import predict_logits, to_tensors
-from .prepare import prepare_output, resume, setup
-from .state import Run, TrainState
+from .prepare import deterministic_kernels, prepare_output, resume, setup
+from .state import Run, TrainState, dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,17 @@ class Meter:
 def train(cfg: TrainConfig) -> Path:
     """Fine-tune `cfg.base_model` with LoRA; write adapter/, merged/, metrics, plots and a card."""
     prepare_output(cfg)
-    random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
-    run = setup(cfg)
-    state = resume(run) if cfg.resume else TrainState(config=cfg.to_dict())
-    with (cfg.output / "history.jsonl").open("a") as history:
-        _loop(run, state, history)
-    if state.stop_reason == "completed":
-        run.save_checkpoint(state)
-    return finish(run, state)
+    # Before `setup`, which is where CUDA starts: cuBLAS reads its workspace setting once.
+    with deterministic_kernels(cfg.deterministic):
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        run = setup(cfg)
+        state = resume(run) if cfg.resume else TrainState(amp_dtype=dtype_name(run.amp_dtype), config=cfg.to_dict())
+        with (cfg.output / "history.jsonl").open("a") as history:
+            _loop(run, state, history)
+        if state.stop_reason == "completed":
+            run.save_checkpoint(state)
+        return finish(run, state)
 
 
 def _loop(run: Run, state: TrainState, history) -> None:

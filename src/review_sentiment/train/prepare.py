@@ -6,7 +6,10 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -17,7 +20,7 @@ from .checkpoint import load_checkpoint, recover_checkpoint
 from .config import RESUME_FREE, TrainConfig
 from .data import Reviews, oversample, run_split
 from .modeling import add_lora, load_classifier, load_tokenizer, pick_device
-from .state import Run, TrainState
+from .state import Run, TrainState, dtype_name
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +51,10 @@ def prepare_output(cfg: TrainConfig) -> None:
 def resume(run: Run) -> TrainState:
     """The checkpoint's state (weights, optimizer, RNG restored); history rows after it are dropped."""
     cfg = run.cfg
-    saved, run.best = load_checkpoint(cfg.output / "checkpoint", run.model, run.optimizer, run.scheduler, run.scaler)
-    state = TrainState(**{**saved, "config": cfg.to_dict()})
+    saved, run.best = load_checkpoint(
+        cfg.output / "checkpoint", run.model, run.optimizer, run.scheduler, run.scaler, run.device
+    )
+    state = TrainState(**{**saved, "config": cfg.to_dict(), "amp_dtype": dtype_name(run.amp_dtype)})
     history_path = cfg.output / "history.jsonl"
     kept = [line for line in history_path.read_text().splitlines() if json.loads(line)["step"] <= state.step]
     history_path.write_text("".join(line + "\n" for line in kept))
@@ -71,12 +76,12 @@ def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
     return train_set, val_set
 
 
-def _amp(device: torch.device, precision: str) -> torch.dtype | None:
-    """The autocast dtype, or None for plain fp32.
+def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """The autocast dtype `--precision` asks for on `device`, or None for plain fp32.
 
-    On CUDA: bf16 where supported, else fp16 (with a loss scaler). On CPU: bf16 only where the CPU
-    has native bf16 (AVX512-BF16 or AMX), where it measured faster per LoRA step than fp32;
-    elsewhere bf16 is emulated and slower, so fp32.
+    On CUDA: bf16 where the GPU has it natively (compute capability 8.0+), else fp16 (with a loss scaler).
+    On CPU: bf16 only where the CPU has native bf16 (AVX512-BF16 or AMX), where it measured faster per
+    LoRA step than fp32; elsewhere bf16 is emulated and slower, so fp32.
     """
     if precision == "fp32":
         return None
@@ -85,15 +90,73 @@ def _amp(device: torch.device, precision: str) -> torch.dtype | None:
             raise UserError("--precision fp16 needs CUDA; use bf16 or fp32 on CPU")
         return torch.bfloat16 if precision == "bf16" else torch.float16
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        # including_emulation=False: by default torch counts the emulated bf16 of a T4 or V100 as
+        # supported, and fp16 with loss scaling is the fast path there.
+        return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
     native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     return torch.bfloat16 if native else None
+
+
+def loss_scaler(device: torch.device, amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """Loss scaling for fp16 (whose range underflows small gradients); a disabled no-op otherwise."""
+    return torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
+
+
+def _resumed_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
+    """The dtype the run started with, checked against this device: --resume never changes precision."""
+    saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text()).get("amp_dtype")
+    if saved is None:  # a checkpoint written before the dtype was recorded
+        dtype = autocast_dtype(device, cfg.precision)
+        log.warning("the checkpoint does not record its precision: resuming in %s on %s", dtype_name(dtype), device)
+        return dtype
+    dtype = None if saved == "float32" else getattr(torch, saved)
+    on_cuda = device.type == "cuda"
+    if dtype == torch.float16 and not on_cuda:
+        raise UserError(
+            f"this run trained in float16 (with loss scaling), which needs CUDA; it cannot continue on {device}: "
+            "resume it on a GPU (--device cuda) or start a new run"
+        )
+    if dtype == torch.bfloat16 and on_cuda and not torch.cuda.is_bf16_supported():
+        raise UserError(
+            "this run trained in bfloat16, which this GPU cannot run; resume it on a GPU with bf16 "
+            "(compute capability 8.0+) or on CPU (--device cpu)"
+        )
+    if dtype == torch.bfloat16 and on_cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
+        log.warning("this GPU emulates bfloat16: slower than the run was, but in the same precision")
+    log.info(
+        "resuming in %s, the precision this run started with (--precision %s is not resolved again on %s)",
+        saved, cfg.precision, device,
+    )  # fmt: skip
+    return dtype
+
+
+@contextmanager
+def deterministic_kernels(enabled: bool) -> Iterator[None]:
+    """With `enabled`: deterministic algorithms only (an op without one raises), so a run and its --resume
+    on CUDA give bit-identical weights. Restores torch's previous settings on exit."""
+    if not enabled:
+        yield
+        return
+    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in (":4096:8", ":16:8"):
+        if torch.cuda.is_initialized():
+            log.warning("CUDA started before --deterministic could set CUBLAS_WORKSPACE_CONFIG; set it beforehand")
+        # cuBLAS reads this when it creates its workspace, at its first call in the process.
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    benchmark = torch.backends.cudnn.benchmark
+    torch.use_deterministic_algorithms(True)
+    torch.backends.cudnn.benchmark = False  # benchmarking may pick a different kernel on each run
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+        torch.backends.cudnn.benchmark = benchmark
 
 
 def setup(cfg: TrainConfig) -> Run:
     """Data, tokens, the LoRA model, optimizer and schedule: everything `_loop` needs."""
     device = pick_device(cfg.device)
-    amp_dtype = _amp(device, cfg.precision)
+    amp_dtype = _resumed_dtype(cfg, device) if cfg.resume else autocast_dtype(device, cfg.precision)
     train_set, val_set = _load_data(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
     encoder = ReviewEncoder(tokenizer.backend_tokenizer, cfg.spec)
@@ -111,7 +174,7 @@ def setup(cfg: TrainConfig) -> Run:
     optimizer, scheduler = _optimizer(cfg, model, total_steps)
     return Run(
         cfg, model, tokenizer, encoder, train_set, val_set, train_ids, encoder.encode(val_set.texts), device,
-        amp_dtype, optimizer, scheduler, torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
+        amp_dtype, optimizer, scheduler, loss_scaler(device, amp_dtype),
         _loss(cfg, train_set, device), total_steps,
     )  # fmt: skip
 

@@ -25,7 +25,15 @@ class TrainState:
     train_seconds: float = 0.0  # optimizer time only: evaluation is not counted
     reviews_seen: int = 0
     stop_reason: str = "completed"
+    # The autocast dtype --precision resolved to on the first run's device; --resume reuses it, since
+    # 'auto' can resolve differently on another device and the run would then change precision midway.
+    amp_dtype: str = "float32"
     config: dict = field(default_factory=dict)
+
+
+def dtype_name(dtype: torch.dtype | None) -> str:
+    """'float32' (no autocast), 'bfloat16' or 'float16': how state.json and metrics.json name a dtype."""
+    return str(dtype or torch.float32).removeprefix("torch.")
 
 
 @dataclass
@@ -55,5 +63,5 @@ class Run:
     def save_checkpoint(self, state: TrainState) -> None:
         save_checkpoint(
             self.cfg.output / "checkpoint", self.model, self.best, self.optimizer, self.scheduler, self.scaler,
-            asdict(state),
+            asdict(state), self.device,
         )  # fmt: skip
