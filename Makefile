@@ -27,8 +27,13 @@ test: setup  ## the whole suite, browser tests included (needs Debian's chromium
 test-fast: setup
 	$(PY) -m pytest -m "not browser"
 
-test-gpu: setup  ## the GPU tests only (they skip without CUDA); install the [gpu] extra and a CUDA torch first
-	$(PY) -m pytest -m gpu -rs
+# On a GPU machine: swaps the CPU onnxruntime for onnxruntime-gpu (the [gpu] extra; the two share a module)
+# and runs the GPU tests with REQUIRE_GPU=1, so a missing GPU or CUDA provider fails them instead of
+# skipping. torch comes from PyPI's default Linux wheel, a CUDA build. `make setup` does not swap back.
+test-gpu: setup
+	$(PY) -m pip uninstall -y -q onnxruntime
+	$(PY) -m pip install -q -e ".[gpu,app,train,export]"
+	REQUIRE_GPU=1 $(PY) -m pytest -m gpu -rs
 
 lint: setup  ## ruff, and the stages' dependency rules (import-linter contracts in pyproject.toml)
 	$(VENV)/bin/ruff check src tests scripts benchmarks

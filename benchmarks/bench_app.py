@@ -49,7 +49,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="exported folder (default: the bundled model)")
     parser.add_argument("--repeats", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=Path("bench-out/app.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/app.json"))
     args = parser.parse_args()
     scorer = Scorer.load(args.model)
     process, url = serve_in_background(env={"SENTIMENT_MODEL": args.model} if args.model else None)

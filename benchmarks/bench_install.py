@@ -1,4 +1,4 @@
-"""python benchmarks/bench_install.py --out bench-out/install.json
+"""python benchmarks/bench_install.py --out benchmarks/results/install.json
 
 What each install costs, measured on fresh virtual environments in one run: (a) "serving",
 `pip install <repo>[cpu]`: install time, size on disk, and checks (score-csv scores
@@ -53,7 +53,9 @@ class StepError(RuntimeError):
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=REPO, help="the repo to install (default: this script's repo)")
-    parser.add_argument("--out", type=Path, default=Path("bench-out/install.json"), help="JSON report to write")
+    parser.add_argument(
+        "--out", type=Path, default=Path("benchmarks/results/install.json"), help="JSON report to write"
+    )
     parser.add_argument("--python", default=sys.executable, help="interpreter that creates the fresh venvs")
     parser.add_argument("--dev-venv", type=Path, default=REPO / ".venv", help="the full developer venv for (d)")
     parser.add_argument("--skip-full", action="store_true", help="skip (c), the full install with torch")

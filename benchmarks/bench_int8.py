@@ -1,4 +1,4 @@
-"""python benchmarks/bench_int8.py runs/minilm-lora-2ep/merged --reviews 1000 --out bench-out/int8.json
+"""python benchmarks/bench_int8.py runs/minilm-lora-2ep/merged --reviews 1000 --out benchmarks/results/int8.json
 
 Every int8 variant of one trained model, measured in one run on the same validation reviews (the run's
 own hold-out, re-created from its manifest): size, accuracy (row i against gold label i), label agreement
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("merged", type=Path, help="merged model folder written by `sentiment train`")
     parser.add_argument("--reviews", type=int, default=1000, help="validation reviews to measure on")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    parser.add_argument("--out", type=Path, default=Path("bench-out/int8.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/int8.json"))
     args = parser.parse_args()
     training = json.loads((args.merged / TRAINING_MANIFEST).read_text())
     sample = validation_sample(training, args.reviews)

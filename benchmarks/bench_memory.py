@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--model", help="exported folder (default: the bundled model)")
-    parser.add_argument("--out", type=Path, default=Path("bench-out/memory.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/memory.json"))
     args = parser.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -63,7 +63,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fp32", type=Path, required=True, help="our fp32 export")
     parser.add_argument("--int8", type=Path, required=True, help="our int8 export")
     parser.add_argument("--samples", type=int, default=1000, help="validation reviews to score")
-    parser.add_argument("--out", type=Path, default=Path("bench-out/scoring.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scoring.json"))
     return parser.parse_args()
 
 

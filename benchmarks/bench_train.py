@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("--dataset", required=True)
     parser.add_argument("--steps", type=int, default=25, help="optimizer steps per precision")
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16"])
-    parser.add_argument("--out", type=Path, default=Path("bench-out/train.json"))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/train.json"))
     args = parser.parse_args()
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))

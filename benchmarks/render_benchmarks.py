@@ -1,8 +1,9 @@
 """python benchmarks/render_benchmarks.py
 
 Write BENCHMARKS.md, and the default-model and "Measured" blocks of README.md, from the JSON the
-benchmark scripts left in bench-out/ and from the bundled model's manifest, so that every figure
-there is copied by code from a measurement.
+benchmark scripts leave in benchmarks/results/ (committed: the raw measurements behind every figure)
+and from the bundled model's manifest, so that every figure there is copied by code from a measurement.
+A section whose JSON is not there is kept as BENCHMARKS.md has it (its heading carries its date).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
-OUT = Path("bench-out")
+OUT = Path("benchmarks/results")
 
 
 def load(name: str) -> dict:
@@ -122,6 +123,27 @@ def app_section(app: dict) -> list[str]:
         "`/predict` is one review; `/analyze` is one review with its occlusion explanation (at most 48 units, batched). "
         "'Model alone' is the same work called in-process, without the server: the rest is HTTP and Gradio's queue.",
     ]
+
+
+def load_section(load: dict) -> list[str]:
+    """bench_load's table: the app with many visitors at once."""
+    lines = [
+        f"## App under load (`benchmarks/bench_load.py`, {load['date']})",
+        f"{load['clients']} gradio_client clients on loopback, each calling back to back for {load['seconds']:.0f} s "
+        "(every 5th call of a client is /analyze, the others /predict of a short review) against "
+        "`python -m review_sentiment.app` with the bundled model. Latency is the client's, queue wait included.",
+        "",
+        "| endpoint | calls | errors | calls/s | p50 ms | p95 ms | max ms |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in load["results"]:
+        lines.append(
+            f"| {r['endpoint']} | {r['calls']} | {r['errors']} | {r['calls_per_s']} | {r['p50_ms']} | "
+            f"{r['p95_ms']} | {r['max_ms']} |"
+        )
+    if load.get("error_kinds"):
+        lines += ["", "Errors: " + "; ".join(load["error_kinds"])]
+    return lines
 
 
 def memory_section(memory: dict) -> list[str]:
@@ -274,23 +296,54 @@ def install_section(install: dict) -> list[str]:
 
 def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, install: dict | None) -> str:
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    kept = kept_sections(Path("BENCHMARKS.md"))
+
+    def section(heading: str, needs: tuple[str, ...], build) -> list[str]:
+        if all((OUT / name).is_file() for name in needs):
+            return build()
+        return kept.get(heading, [])
+
     sections = [
         training_section(train, manifest["training"]),
         accuracy_section(manifest),
         scoring_section(scoring),
         app_section(app),
+        section("## App under load", ("load.json",), lambda: load_section(load("load.json"))),
         memory_section(memory),
+        section("## int8 variants", ("int8.json",), lambda: int8_section(load("int8.json"))),
+        section(
+            "## Confidence of the default model",
+            ("evaluate_default.json",),
+            lambda: (
+                calibration_section(manifest, load("evaluate_default.json"))
+                if "ece_before" in manifest.get("calibration", {})
+                else []
+            ),
+        ),
+        install_section(install) if install is not None else kept.get("## Install size and start-up", []),
     ]
-    if (OUT / "int8.json").is_file():
-        sections.append(int8_section(load("int8.json")))
-    if "ece_before" in manifest.get("calibration", {}) and (OUT / "evaluate_default.json").is_file():
-        sections.append(calibration_section(manifest, load("evaluate_default.json")))
-    if install is not None:
-        sections.append(install_section(install))
     lines = header_lines(scoring, manifest)
-    for section in sections:
-        lines += ["", *section]
+    for body in sections:
+        if body:
+            lines += ["", *body]
     return "\n".join(lines) + "\n"
+
+
+def kept_sections(path: Path) -> dict[str, list[str]]:
+    """The sections of an existing BENCHMARKS.md, by heading (the text before its " (`script`, date)")."""
+    sections: dict[str, list[str]] = {}
+    if not path.is_file():
+        return sections
+    current: list[str] | None = None
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line.split(" (`", 1)[0], [])
+        if current is not None:
+            current.append(line)
+    for body in sections.values():
+        while body and not body[-1].strip():
+            body.pop()
+    return sections
 
 
 def model_block(manifest: dict) -> str:

@@ -13,6 +13,9 @@ command plus `--resume --time-limit 105`; stopped again with Ctrl-C right after 
 (the limit would have ended it before the next one) and finished with `--resume --stop-after-steps 2002`,
 which keeps the best evaluated weights (resume is exact: tests/train/test_train.py checks it bit for bit).
 The run used the code of commit 019c695 (the training loop before the stages were split into subpackages).
+
+`python scripts/ship_default_model.py --card-only` re-renders the bundled model's card from its manifest
+and the provenance section already in it (no export): for when the card's format changes.
 """
 
 from __future__ import annotations
@@ -22,17 +25,30 @@ import json
 import subprocess
 from pathlib import Path
 
+from review_sentiment.card import write_model_card
 from review_sentiment.cli import main as sentiment
+from review_sentiment.export.verify import card_section
 from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
 TRAIN_COMMAND = " ".join(__doc__.split("trained with:\n", 1)[1].split("\nIt was", 1)[0].replace("\\", " ").split())
 
 
+PROVENANCE = "\n## Provenance of the bundled default model\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("run", type=Path, help="training output folder (with merged/)")
+    parser.add_argument("run", type=Path, nargs="?", help="training output folder (with merged/)")
     parser.add_argument("--validation-samples", type=int, default=1000)
+    parser.add_argument("--card-only", action="store_true", help="only re-render the card from the shipped manifest")
     args = parser.parse_args()
+    if args.card_only:
+        card = DEFAULT_MODEL_DIR / "README.md"
+        provenance = PROVENANCE + card.read_text().split(PROVENANCE, 1)[1]
+        render_card(provenance)
+        return
+    if args.run is None:
+        parser.error("give the training run folder (or --card-only)")
     export_args = [
         "export",
         str(args.run / "merged"),
@@ -45,19 +61,32 @@ def main() -> None:
         "--overwrite",
     ]
     assert sentiment(export_args) == 0
+    render_card(_provenance(args.run, export_args))
+
+
+def render_card(provenance: str) -> None:
+    """The bundled model's card from its manifest (as export writes it), with the provenance section."""
+    manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
+    rows = manifest["export_check"]["variants"]
+    card = DEFAULT_MODEL_DIR / "README.md"
+    write_model_card(card, manifest, "onnx", manifest["validation_metrics"], card_section(manifest, rows))
+    card.write_text(card.read_text() + provenance)
+
+
+def _provenance(run: Path, export_args: list[str]) -> str:
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     training = manifest["training"]
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
-    provenance = f"""
-## Provenance of the bundled default model
-- Training command (run on the code of commit 019c695; stopped at step 225 and continued with `--resume --time-limit 105`, stopped after the step-2000 evaluation and finished with `--resume --stop-after-steps 2002`, keeping the best evaluated weights; package code at export: commit `{commit}`):
+    output = DEFAULT_MODEL_DIR.relative_to(Path(__file__).resolve().parents[1])  # no path of this machine
+    command = [*export_args[:1], f"runs/{run.name}/merged", export_args[2], str(output), *export_args[4:]]
+    return f"""{PROVENANCE}- Training command (run on the code of commit 019c695; stopped at step 225 and continued with `--resume --time-limit 105`, stopped after the step-2000 evaluation and finished with `--resume --stop-after-steps 2002`, keeping the best evaluated weights; package code at export: commit `{commit}`):
   ```
   {TRAIN_COMMAND}
   ```
-- Export command: `sentiment {" ".join([*export_args[:1], str(args.run / "merged"), *export_args[2:]])}`
+- Export command: `sentiment {" ".join(command)}`
 - Machine: {cpu}, 2 cores, no GPU; {training.get("device")} {training.get("dtype")} autocast;
   {training.get("train_seconds")} s of training at {training.get("reviews_per_second")} reviews/s
   ({training.get("steps")} optimizer steps, {training.get("epochs_completed")} epochs; stop: {training.get("stop_reason")}).
@@ -65,9 +94,6 @@ def main() -> None:
   validation = {manifest["data"]["split"]} ({manifest["data"]["validation"]["rows"]} reviews). The IMDB test split was not used.
 - Files: {sizes}.
 """
-    card = DEFAULT_MODEL_DIR / "README.md"
-    card.write_text(card.read_text() + provenance)
-    print(provenance)
 
 
 if __name__ == "__main__":

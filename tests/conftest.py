@@ -224,3 +224,11 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+def skip_without_gpu(reason: str) -> None:
+    """Skip a GPU test on a machine without one; fail it where REQUIRE_GPU=1 says there must be one
+    (`make test-gpu`), so a GPU run that silently skipped everything cannot pass."""
+    if os.environ.get("REQUIRE_GPU"):
+        pytest.fail(f"REQUIRE_GPU is set, but {reason}")
+    pytest.skip(reason)

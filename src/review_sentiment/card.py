@@ -1,46 +1,129 @@
-"""Model cards in the Hugging Face Hub format, written from a stage's manifest."""
+"""Model cards in the Hugging Face Hub format, written from a stage's manifest: one card, varied by the kind
+of folder it describes. A card names base models and datasets by their public names, never by a path on
+the machine that trained them: a Hub id stays as it is, a local file or folder becomes its name."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 HUB_ID_OF_ALIAS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
+HUB_DATASET_OF_ALIAS = {"imdb": "stanfordnlp/imdb"}
+# What each kind of folder is to the Hub: a training run's folder, its merged/ and adapter/, an ONNX export.
+LIBRARY_OF_KIND = {"run": "transformers", "merged": "transformers", "adapter": "peft", "onnx": "onnx"}
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+_FILE_SUFFIXES = {".csv", ".tsv", ".parquet", ".json", ".jsonl", ".txt", ".arrow", ".gz", ".zip", ".xlsx"}
+# Options of a run that are no hyper-parameter, or a path only this machine knows.
+_PATH_OPTIONS = {"dataset", "eval_file", "base_model"}
+_HIDDEN_OPTIONS = {"output"}
 
 
-def _front_matter(manifest: dict, library: str, metrics: dict) -> str:
-    base = HUB_ID_OF_ALIAS.get(manifest["base_model"], manifest["base_model"])
-    source = manifest["data"]["train"]["source"]
+def is_local_path(name: str) -> bool:
+    """Whether a base model or dataset named in a manifest is a path (on this or another machine), not a Hub id."""
+    if name in HUB_ID_OF_ALIAS or name in HUB_DATASET_OF_ALIAS:
+        return False
+    path = Path(name)
+    return (
+        path.is_absolute()
+        or name.startswith(("~", "."))
+        or not _HUB_ID.fullmatch(name)
+        or path.suffix.lower() in _FILE_SUFFIXES
+        or path.exists()
+    )
+
+
+def hub_model_id(base: str) -> str | None:
+    """The base model's Hub id ('minilm' is the bundled sentence-transformers/all-MiniLM-L6-v2); None for a folder."""
+    return None if is_local_path(base) else HUB_ID_OF_ALIAS.get(base, base)
+
+
+def hub_dataset_id(source: str) -> str | None:
+    """The dataset's Hub id ('imdb' is stanfordnlp/imdb); None for a local file or folder."""
+    return None if is_local_path(source) else HUB_DATASET_OF_ALIAS.get(source, source)
+
+
+def _base_name(path: str) -> str:
+    """A path's last part, split at / and at \\ whatever the machine (a Windows run's path, read on Linux)."""
+    return re.split(r"[\\/]", path.rstrip("\\/"))[-1]
+
+
+def model_name(base: str) -> str:
+    """A base model as a card names it: its Hub id, or a local folder's name said to be one."""
+    return hub_model_id(base) or f"{_base_name(base)} (a local model folder)"
+
+
+def dataset_name(source: str) -> str:
+    """A dataset as a card names it: its Hub id, or a local file's (or folder's) name said to be one."""
+    if hub_dataset_id(source):
+        return str(hub_dataset_id(source))
+    name = _base_name(source)
+    return f"{name} (a local {'file' if Path(name).suffix else 'folder'})"
+
+
+def public_split(split: str) -> str:
+    """The validation split's description with an eval file named as `dataset_name` names it."""
+    prefix = "eval file "
+    return prefix + dataset_name(split[len(prefix) :]) if split.startswith(prefix) else split
+
+
+def local_paths(manifest: dict) -> list[str]:
+    """Every path (not a bare name) of the training machine that a manifest records: data, eval file, base
+    model, output folder. A card must show none of them."""
+    data, options = manifest.get("data", {}), manifest.get("hyperparameters", {})
+    names = [manifest.get("base_model"), *(data.get(part, {}).get("source") for part in ("train", "validation"))]
+    names += [options.get(key) for key in (*_PATH_OPTIONS, *_HIDDEN_OPTIONS)]
+    return sorted({n for n in names if isinstance(n, str) and is_local_path(n) and ("/" in n or "\\" in n)})
+
+
+def training_card_metrics(manifest: dict) -> dict:
+    """A training manifest's validation metrics, saying what they were measured on, as its cards show them."""
+    reviews = manifest.get("data", {}).get("validation", {}).get("rows", "the")
+    return {**manifest.get("metrics", {}), "measured_on": f"fp32 PyTorch, all {reviews} validation reviews"}
+
+
+def _model_index(manifest: dict, metrics: dict) -> list[str]:
+    """The validation figures as the Hub's model-index; a local dataset gets the type `local`, not its path."""
+    data = manifest["data"]
+    source = data.get("validation", {}).get("source") or data["train"]["source"]
+    name = f"{dataset_name(source)}, {public_split(data['split'])}"
+    lines = [
+        "model-index:",
+        "- name: review-sentiment",
+        "  results:",
+        "  - task: {type: text-classification}",
+        f"    dataset: {{name: {json.dumps(name)}, type: {json.dumps(hub_dataset_id(source) or 'local')}}}",
+        "    metrics:",
+        f"    - {{type: accuracy, value: {metrics['accuracy']:.4f}}}",
+    ]
+    return lines + [
+        f"    - {{type: {kind}, value: {metrics[key]:.4f}{', name: macro F1' if kind == 'f1' else ''}}}"
+        for key, kind in (("macro_f1", "f1"), ("roc_auc", "roc_auc"))
+        if isinstance(metrics.get(key), float) and metrics[key] == metrics[key]  # a NaN is no figure
+    ]
+
+
+def front_matter(manifest: dict, kind: str, metrics: dict) -> str:
+    """The card's YAML metadata: license, library, task, tags, base model and dataset (Hub ids only), metrics."""
+    base = hub_model_id(manifest["base_model"])
+    datasets = {hub_dataset_id(manifest["data"][part]["source"]) for part in ("train", "validation")}
+    tags = ["sentiment-analysis", "text-classification", "lora", "movie-reviews"]
+    tags += {"onnx": ["onnx"], "adapter": ["peft"]}.get(kind, [])
     lines = [
         "---",
         "license: apache-2.0",
-        f"library_name: {library}",
+        f"library_name: {LIBRARY_OF_KIND[kind]}",
         "pipeline_tag: text-classification",
         "language: en",
-        "tags: [sentiment-analysis, text-classification, lora, movie-reviews"
-        + (", onnx" if library == "onnx" else "")
-        + "]",
+        f"tags: [{', '.join(tags)}]",
     ]
-    if "/" in base and not Path(base).exists():
+    if base:
         lines.append(f"base_model: {base}")
-    if source == "imdb" or ("/" in source and not Path(source).exists()):
-        lines.append(f"datasets: [{'stanfordnlp/imdb' if source == 'imdb' else source}]")
+    if datasets - {None}:
+        lines.append(f"datasets: [{', '.join(sorted(d for d in datasets if d))}]")
     lines.append("metrics: [accuracy, f1, roc_auc]")
     if "accuracy" in metrics:
-        lines += [
-            "model-index:",
-            "- name: review-sentiment",
-            "  results:",
-            "  - task: {type: text-classification}",
-            "    dataset: {name: " + json.dumps(manifest["data"]["split"]) + ", type: " + json.dumps(source) + "}",
-            "    metrics:",
-            f"    - {{type: accuracy, value: {metrics['accuracy']:.4f}}}",
-        ]
-        lines += [
-            f"    - {{type: {kind}, value: {metrics[key]:.4f}{', name: macro F1' if kind == 'f1' else ''}}}"
-            for key, kind in (("macro_f1", "f1"), ("roc_auc", "roc_auc"))
-            if isinstance(metrics.get(key), float) and metrics[key] == metrics[key]  # a NaN is no figure
-        ]
+        lines += _model_index(manifest, metrics)
     return "\n".join([*lines, "---", ""])
 
 
@@ -49,21 +132,88 @@ def _figure(metrics: dict, key: str) -> str:
     return f"{value:.4f}" if isinstance(value, float) and value == value else "not measured"
 
 
-def write_model_card(path: Path, manifest: dict, library: str, metrics: dict, extra_sections: str = "") -> Path:
-    """README.md with Hub metadata, the metrics of the model it describes, data, hyper-parameters and
-    how it was trained. `metrics` may say what it was measured on (`measured_on`)."""
-    training, data = manifest.get("training", {}), manifest["data"]
-    warning = (manifest.get("training_metrics") or manifest.get("metrics") or {}).get("warning")
-    spec = manifest["text_spec"]
-    hyper = "\n".join(f"| {k} | {v} |" for k, v in manifest.get("hyperparameters", {}).items())
-    body = f"""# Movie-review sentiment: {manifest["base_model"]} + LoRA
+def _intro(manifest: dict, kind: str) -> str:
+    """The title and what the folder is."""
+    base, spec = model_name(manifest["base_model"]), manifest["text_spec"]
+    what = {
+        "run": "This is a training run's folder: `adapter/` holds the LoRA adapter, `merged/` the same model with "
+        "the adapter folded into the base weights, beside `metrics.json`, `history.jsonl` and plots.",
+        "merged": "This is a plain `transformers` model: the LoRA adapter folded into the base model's weights, "
+        "with its tokenizer.",
+        "adapter": f"This is a LoRA adapter (with the trained classifier head), not a model on its own: load it on "
+        f"top of the base model {base} with peft.",
+        "onnx": "This is an ONNX export, served by ONNX Runtime without PyTorch.",
+    }[kind]
+    title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + LoRA"
+    return f"""# Movie-review sentiment: {title}
 
 Binary sentiment classifier (labels: {", ".join(spec["labels"])}) fine-tuned with LoRA by
 `review_sentiment` {manifest.get("package_version", "")}. Reviews are cleaned (HTML removed,
 whitespace collapsed) and cut to {spec["max_length"]} tokens keeping the **{spec["truncation"]}** of long ones.
 
+{what}
+"""
+
+
+def _usage(manifest: dict, kind: str) -> str:
+    """How to load the folder, and what our CLI does with it next (an export's own section says that)."""
+    if kind == "onnx":
+        return ""
+    spec = manifest["text_spec"]
+    model = "merged" if kind == "run" else "THIS_REPO_OR_FOLDER"
+    if kind == "adapter":
+        labels = dict(enumerate(spec["labels"]))
+        ids = {label: index for index, label in labels.items()}
+        base = hub_model_id(manifest["base_model"]) or f"PATH/TO/{_base_name(manifest['base_model'])}"
+        load = [
+            "from peft import PeftModel",
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            "",
+            "base = AutoModelForSequenceClassification.from_pretrained(",
+            f'    "{base}", num_labels=2, id2label={labels}, label2id={ids}',
+            ")",
+            f'model = PeftModel.from_pretrained(base, "{model}").eval()',
+        ]
+        then = (
+            "`sentiment merge THIS_FOLDER --output merged` folds the adapter into the base (checked: logits "
+            "within 1e-4), then `sentiment export merged --output onnx` exports it"
+        )
+    else:
+        load = [
+            "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
+            "",
+            f'model = AutoModelForSequenceClassification.from_pretrained("{model}").eval()',
+        ]
+        then = f"`sentiment export {'merged' if kind == 'run' else 'THIS_FOLDER'} --output onnx` exports it"
+    load.append(f'tokenizer = AutoTokenizer.from_pretrained("{model}")')
+    return f"""
+## Use it
+```python
+{chr(10).join(load)}
+```
+The figures below are for reviews cleaned and cut to {spec["max_length"]} tokens ({spec["truncation"]}) as in
+training. {then} to ONNX (optionally int8) with that text contract built in, for `score-csv` and `sentiment app`.
+"""
+
+
+def _hyperparameters(manifest: dict) -> str:
+    """The run's options as a table: paths by their public names, the output folder left out."""
+    rows = []
+    for key, value in manifest.get("hyperparameters", {}).items():
+        if key in _HIDDEN_OPTIONS:
+            continue
+        if key in _PATH_OPTIONS and isinstance(value, str):
+            value = model_name(value) if key == "base_model" else dataset_name(value)
+        rows.append(f"| {key} | {value} |")
+    return "\n".join(rows)
+
+
+def _body(manifest: dict, kind: str, metrics: dict) -> str:
+    training, data = manifest.get("training", {}), manifest["data"]
+    warning = (manifest.get("training_metrics") or manifest.get("metrics") or {}).get("warning")
+    return f"""{_intro(manifest, kind)}{_usage(manifest, kind)}
 ## Validation metrics
-Split: {data["split"]} ({data["validation"]["rows"]} reviews, {data["validation"]["balance"]}).
+Split: {public_split(data["split"])} ({data["validation"]["rows"]} reviews, {data["validation"]["balance"]}).
 Measured on: {metrics.get("measured_on", "this model, all validation reviews")}.
 {f"{chr(10)}> **Warning: {warning}.**{chr(10)}" if warning else ""}
 | metric | value |
@@ -73,7 +223,7 @@ Measured on: {metrics.get("measured_on", "this model, all validation reviews")}.
 | ROC-AUC | {_figure(metrics, "roc_auc")} |
 
 ## Data
-Training: `{data["train"]["source"]}`, {data["train"]["rows"]} reviews, balance {data["train"]["balance"]};
+Training: {dataset_name(data["train"]["source"])}, {data["train"]["rows"]} reviews, balance {data["train"]["balance"]};
 {data["train"]["dropped_empty"]} empty and {data["train"]["dropped_duplicates"]} duplicate rows dropped before the split.
 
 ## Training
@@ -83,7 +233,18 @@ Device {training.get("device")} ({training.get("dtype")}), {training.get("steps"
 
 | hyper-parameter | value |
 | --- | --- |
-{hyper}
-{extra_sections}"""
-    path.write_text(_front_matter(manifest, library, metrics) + body)
+{_hyperparameters(manifest)}
+"""
+
+
+def write_model_card(path: Path, manifest: dict, kind: str, metrics: dict, extra_sections: str = "") -> Path:
+    """README.md with Hub metadata, what the folder is and how to use it, the metrics of the model it
+    describes, data, hyper-parameters and how it was trained.
+
+    `kind` is the folder's: "run" (a training run's folder), "merged", "adapter" or "onnx". `metrics` may
+    say what it was measured on (`measured_on`).
+    """
+    if kind not in LIBRARY_OF_KIND:
+        raise ValueError(f"card kind {kind!r} is not one of {', '.join(LIBRARY_OF_KIND)}")
+    path.write_text(front_matter(manifest, kind, metrics) + _body(manifest, kind, metrics) + extra_sections)
     return path

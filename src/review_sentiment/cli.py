@@ -1,4 +1,4 @@
-"""`sentiment`: train, evaluate, merge, export, score, app and space, each a thin layer over a stage."""
+"""`sentiment`: train, evaluate, merge, export, score, app, space and push, each a thin layer over a stage."""
 
 from __future__ import annotations
 
@@ -96,7 +96,13 @@ def _space(args: argparse.Namespace) -> None:
     if args.space_command == "build":
         print(build_space(args.model, Path(args.output), args.model_repo, args.hardware, overwrite=args.overwrite))
     else:
-        print(push_space(Path(args.folder), args.repo, args.private))
+        print(push_space(Path(args.folder), args.repo, args.private, args.sleep_time))
+
+
+def _push(args: argparse.Namespace) -> None:
+    from .hub import push_model
+
+    print(push_model(Path(args.folder), args.repo, args.private))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_training_commands(commands)
     _add_serving_commands(commands)
+    _add_push_command(commands)
     return parser
 
 
@@ -174,6 +181,10 @@ def _add_serving_commands(commands) -> None:
         help=f"below this calibrated confidence a review is shown as 'not sure' (default: {MIN_CONFIDENCE})",
     )
     p.set_defaults(action=_app)
+    _add_space_command(commands)
+
+
+def _add_space_command(commands) -> None:
     p = commands.add_parser(
         "space",
         help="build or push a Hugging Face Space",
@@ -193,8 +204,8 @@ def _add_serving_commands(commands) -> None:
     b.add_argument(
         "--hardware",
         default="cpu-basic",
-        help="Space hardware, requested on push (default: cpu-basic; GPU: t4-small, l4x1, a10g-small, …; "
-        "ZeroGPU zero-* is refused: it runs PyTorch only)",
+        help="Space hardware, requested on push (default: cpu-basic; also cpu-upgrade, cpu-xl; NVIDIA GPU: "
+        "t4-small, l4x1, a10g-small, …; ZeroGPU zero-*, TPUs and other hardware are refused)",
     )
     b.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     u = space.add_parser(
@@ -206,7 +217,33 @@ def _add_serving_commands(commands) -> None:
     u.add_argument("folder", help="folder written by `sentiment space build`")
     u.add_argument("--repo", required=True, help="Space id, user/name")
     u.add_argument("--private", action="store_true", help="create the Space private")
+    u.add_argument(
+        "--sleep-time",
+        type=int,
+        metavar="SECONDS",
+        help="on paid hardware, seconds without visitors before the Space sleeps and stops billing "
+        "(default: 3600; -1: never); cpu-basic sleeps after 48 h on its own and takes no value",
+    )
     p.set_defaults(action=_space)
+
+
+def _add_push_command(commands) -> None:
+    p = commands.add_parser(
+        "push",
+        help="upload a model folder to the Hugging Face Hub as a model repo, with its card",
+        description="Create (or reuse) the model repo REPO and upload MODEL_FOLDER with its model card: an "
+        "exported ONNX folder (manifest.json, model.onnx, tokenizer, README.md) or a training run's merged/ or "
+        "adapter/. The card's front matter carries the Hub metadata (license, library, pipeline_tag, tags, "
+        "base model and dataset when they are Hub ids, validation metrics as model-index); merged/ or adapter/ "
+        "without a card of ours gets the one `sentiment train` writes. Needs `hf auth login` or HF_TOKEN, and "
+        "HF_HUB_OFFLINE unset.",
+    )
+    p.add_argument("folder", metavar="MODEL_FOLDER", help="exported ONNX folder, or a run's merged/ or adapter/")
+    p.add_argument("--repo", required=True, help="model repo id, user/name or organization/name")
+    p.add_argument(
+        "--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)"
+    )
+    p.set_defaults(action=_push)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -67,16 +67,15 @@ def _wanted_providers(provider: str, quantization: str, optimization: str = "non
 
 
 def _check_tensorrt_graph(quantization: str, optimization: str) -> None:
-    """TensorRT parses standard ONNX only and builds its own fused fp16 engine: it wants the plain fp32 export."""
+    """TensorRT parses standard ONNX only and builds its own fused fp16 engine: it wants the fp32 export
+    with no transformer fusions (O2/O3 and fp16 exports carry ONNX Runtime's com.microsoft operators)."""
+    plain = "export the model with --quantize none --optimize none (TensorRT builds its own fp16 engine from it)"
     if quantization == "int8":
+        raise UserError(f"--provider tensorrt cannot run this int8 model (ONNX Runtime runs int8 on CPU): {plain}")
+    if quantization == "fp16" or optimization not in ("none", "O1"):
         raise UserError(
-            "--provider tensorrt: this is an int8 model, which ONNX Runtime runs on CPU; use --provider cpu"
-        )
-    if quantization == "fp16" or optimization != "none":
-        raise UserError(
-            f"--provider tensorrt needs the un-fused fp32 export (this one is {quantization}, optimization "
-            f"{optimization}, with ONNX Runtime's fused com.microsoft operators that TensorRT cannot parse): export "
-            "with --quantize none --optimize none; TensorRT builds its own fp16 engine from it"
+            f"--provider tensorrt cannot parse this {quantization if quantization != 'none' else 'fp32'} export "
+            f"(--optimize {optimization}): its fused com.microsoft operators are not standard ONNX; {plain}"
         )
 
 
@@ -202,6 +201,11 @@ def graph_input_names(model_path: Path) -> list[str]:
 def _check_providers(got: list[str], provider: str, wanted: list[str], plan: SessionPlan, preload: str) -> None:
     """Say which provider really runs, and refuse an explicit GPU request that did not get its GPU."""
     cause = f"; onnxruntime.preload_dlls() said: {preload}" if preload else " (no usable GPU, or CUDA/cuDNN missing)"
+    if provider == "tensorrt":
+        cause += (
+            "; TensorRT needs the TensorRT 10 libraries (libnvinfer.so.10, libnvinfer_plugin.so.10, "
+            "libnvonnxparser.so.10) on LD_LIBRARY_PATH: see README, 'ONNX Runtime providers'"
+        )
     if provider in ("cuda", "tensorrt") and _ORT_NAMES[provider] not in got:
         raise UserError(
             f"--provider {provider} asked for {_ORT_NAMES[provider]} but the session got {', '.join(got)}{cause}"

@@ -98,11 +98,18 @@ class Scorer:
     def run_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
         """Calibrated logits (divided by the manifest's temperature) for one batch of token ids, padded to its longest member."""
         padded, mask = pad_batch(ids, self.encoder.pad_id)
-        arrays = {"input_ids": np.asarray(padded, dtype=np.int64), "attention_mask": np.asarray(mask, dtype=np.int64)}
-        arrays["token_type_ids"] = np.zeros_like(arrays["input_ids"])
+        return self._run(np.asarray(padded, dtype=np.int64), np.asarray(mask, dtype=np.int64))
+
+    def run_masked(self, ids: Sequence[int], masks: np.ndarray) -> np.ndarray:
+        """Calibrated logits for one token sequence under several attention masks (a row each): a token
+        masked out is not attended to, and every other token keeps its position (the explainer's occlusion)."""
+        masks = np.asarray(masks, dtype=np.int64)
+        return self._run(np.tile(np.asarray(ids, dtype=np.int64), (len(masks), 1)), masks)
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+        arrays = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
         # Plain run(): inputs and logits are small, so binding them on the device would save no copy.
-        feed = {name: arrays[name] for name in self.input_names}
-        logits = self.session.run(["logits"], feed)[0]
+        logits = self.session.run(["logits"], {name: arrays[name] for name in self.input_names})[0]
         logits = logits.astype(np.float32)  # fp16 graphs answer in float16: divide in float32
         return logits / np.float32(self.temperature) if self.temperature != 1.0 else logits
 

@@ -215,21 +215,31 @@ class ReviewEncoder:
 
         return cls(Tokenizer.from_file(str(tokenizer_json)), spec)
 
+    def window(self, count: int) -> tuple[int, int]:
+        """Which of `count` content tokens the model reads: the first `head`, and those from `tail_start` on
+        ((count, count) when all fit). The one place truncation is decided: encoding and the explainer use it."""
+        if count <= self.budget or self.spec.truncation == "head":
+            return min(count, self.budget), count
+        head = 0 if self.spec.truncation == "tail" else self.budget // 4
+        return head, count - (self.budget - head)
+
     def truncate(self, ids: list[int]) -> tuple[list[int], bool]:
         """Cut content ids to the budget by the spec's strategy; say whether anything was cut."""
-        if len(ids) <= self.budget:
-            return ids, False
-        if self.spec.truncation == "head":
-            return ids[: self.budget], True
-        if self.spec.truncation == "tail":
-            return ids[-self.budget :], True
-        head = self.budget // 4
-        return ids[:head] + ids[len(ids) - (self.budget - head) :], True
+        head, tail_start = self.window(len(ids))
+        return ids[:head] + ids[tail_start:], len(ids) > self.budget
+
+    @property
+    def prefix_length(self) -> int:
+        return len(self._prefix)
+
+    def wrap(self, content_ids: list[int]) -> list[int]:
+        """Content ids with the special tokens around them ([CLS] … [SEP] for BERT)."""
+        return self._prefix + content_ids + self._suffix
 
     def encode(self, texts: Sequence[str]) -> list[list[int]]:
         """Token ids with special tokens, at most `max_length` long, for already-cleaned texts."""
         encodings = self.tokenizer.encode_batch(list(texts), add_special_tokens=False)
-        return [self._prefix + self.truncate(e.ids)[0] + self._suffix for e in encodings]
+        return [self.wrap(self.truncate(e.ids)[0]) for e in encodings]
 
     def count_tokens(self, text: str) -> int:
         """Content tokens of one text before truncation (to tell a user what was cut)."""

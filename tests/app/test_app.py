@@ -1,3 +1,4 @@
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -9,7 +10,7 @@ from review_sentiment.app.ui import serve_in_background as serve
 from review_sentiment.cli import main
 from review_sentiment.scorer import Scorer
 
-from ..conftest import toy_reviews
+from ..conftest import NEGATIVE, POSITIVE, toy_reviews
 
 
 @pytest.fixture(scope="module")
@@ -26,20 +27,46 @@ def test_explanation_points_the_right_way(bag_of_words_model):
     assert weights["awful"] == pytest.approx(-1.0)  # each cue word moves the positive logit by exactly 1
     assert weights["plot"] == weights["the"] == 0.0
     assert {unit for unit, _ in mixed.top(3)} == {"great", "wonderful", "awful"}
-    shown = dict(mixed.highlighted())
-    assert shown["great "] == "strongly positive" and shown["awful "] == "strongly negative" and shown["plot "] is None
+    shown = {piece.strip(): category for piece, category in mixed.highlighted()}
+    assert shown["great"] == "strongly positive" and shown["awful"] == "strongly negative" and shown["plot"] is None
+    assert "".join(piece for piece, _ in mixed.highlighted()) == mixed.text  # the whole review, once, in order
+
+
+@pytest.mark.parametrize(("max_units", "granularity"), [(48, "word"), (24, "sentence"), (8, "sentence group")])
+def test_a_long_review_is_explained_inside_the_window_the_model_reads(bag_of_words_model, max_units, granularity):
+    """Head and tail carry clear sentiment, the unread middle the opposite: the middle gets no weight and is
+    shown as not read, and each unit's weight is exactly the sum of its read tokens' scores (+1/-1 a cue)."""
+    scorer = Scorer.load(bag_of_words_model)  # max_length 64: 62 content tokens, the first 15 and the last 47
+    head = "great film. " + "the film. " * 4  # 15 tokens
+    middle = "awful boring. " * 40
+    tail = "the film. " * 14 + "wonderful film. loved."  # 47 tokens
+    result = explain(scorer, head + middle + tail, max_units=max_units)
+    assert result.granularity == granularity and result.unread is not None
+    start, end = result.unread
+    assert set(result.text[start:end].split()) == {"awful", "boring."}  # only the middle is unread
+    encoder = scorer.encoder
+    for (a, b), weight in zip(result.spans, result.weights, strict=True):
+        assert b <= start or a >= end, "a unit lies in the unread middle"
+        unit = result.text[a:b]
+        expected = sum((w in POSITIVE) - (w in NEGATIVE) for w in unit.replace(".", " ").split())
+        assert weight == pytest.approx(expected), unit
+    assert sum(result.weights) == pytest.approx(scorer.run_ids(encoder.encode([result.text]))[0, 1])
+    assert {p.strip(): c for p, c in result.highlighted()}[result.text[start:end]] == "not read"
+    assert "".join(piece for piece, _ in result.highlighted()) == result.text
 
 
 def test_long_reviews_are_explained_by_sentence_with_bounded_cost():
     words = " ".join(f"word{i}" for i in range(30))
     assert split_units(words, 48)[1] == "word"
     long = " ".join(f"Sentence number {i} is here." for i in range(30))
-    units, granularity = split_units(long, 48)
-    assert granularity == "sentence" and len(units) == 30
+    spans, granularity = split_units(long, 48)
+    assert granularity == "sentence" and len(spans) == 30 and long[slice(*spans[3])] == "Sentence number 3 is here."
+    assert split_units("Rated 3.5 stars! Really?? Yes", 4)[0] == [(0, 16), (17, 25), (26, 29)]
     huge = " ".join(f"Sentence {i}." for i in range(1000))
-    units, granularity = split_units(huge, 48)
-    assert granularity == "sentence group" and len(units) <= 48
-    assert " ".join(units) == huge
+    spans, granularity = split_units(huge, 48)
+    assert granularity == "sentence group" and len(spans) <= 48
+    assert spans[0][0] == 0 and spans[-1][1] == len(huge)
+    assert all(left[1] < right[0] for left, right in itertools.pairwise(spans))
 
 
 def test_analyze_handles_empty_huge_and_truncated_input(scorer):
@@ -47,8 +74,8 @@ def test_analyze_handles_empty_huge_and_truncated_input(scorer):
     assert "the app takes up to 200,000" in analyze(scorer, "great " * 40_000)[2]
     confidences, words, note = analyze(scorer, "great " * 30_000)
     assert set(confidences) == {"negative", "positive"} and abs(sum(confidences.values()) - 1) < 1e-6
-    assert "head+tail" in note
-    assert len(words) <= 48
+    assert "head+tail" in note and "not read" in {category for _, category in words}
+    assert sum(category not in (None, "not read") for _, category in words) <= 48
 
 
 def test_the_app_reads_a_long_review_as_score_csv_does(bag_of_words_model):
@@ -63,19 +90,66 @@ def test_the_app_reads_a_long_review_as_score_csv_does(bag_of_words_model):
 
 def test_batch_tab_uses_the_batch_scorer(scorer, tmp_path):
     upload = tmp_path / "up.csv"
-    toy_reviews(25).to_csv(upload, index=False)
-    preview, chart, download, summary = score_upload(scorer, str(upload), "review", progress=lambda *a, **k: None)
-    assert len(preview) == 20 and "label" in preview.columns
-    assert chart.value["data"] and sum(row[1] for row in chart.value["data"]) == 25
-    assert pd.read_csv(download)["status"].eq("ok").all()
-    assert "rows 25, scored 25" in summary
-    assert not Path(download).with_name("up.csv").exists()  # the upload copy is removed after scoring
+    frame = toy_reviews(120)
+    frame.loc[0, "review"] = "Great film. " * 30  # longer than the preview shows
+    frame.to_csv(upload, index=False)
+    calls = []
+    preview, chart, download, summary = score_upload(
+        scorer, str(upload), "review", progress=lambda p, **k: calls.append(p)
+    )
+    # One progress, moving with the rows scored: counted first, then after each chunk.
+    assert calls[0] == (0, 120) and calls[-1] == (120, 120) and len(calls) >= 4
+    assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+    shown = preview["value"]
+    assert list(shown.columns) == ["label", "confidence", "status", "review", "sentiment"] and len(shown) == 20
+    assert shown["review"][0] == ("Great film. " * 30)[:120] + "…" and shown["review"][1] == frame["review"][1]
+    scored = pd.read_csv(download)
+    assert list(scored.columns) == ["review", "sentiment", "label", "score", "confidence", "status"]
+    assert scored["review"][0] == frame["review"][0] and scored["status"].eq("ok").all()  # the file is not cut
+    assert chart["value"]["reviews"].sum() == 120 and preview["visible"] and chart["visible"]
+    assert "rows 120, scored 120" in summary and "read as utf-8 (detected)" in summary
+    assert not Path(download).with_name("up.csv").exists()  # the upload is not copied
     assert upload.exists()
+
+
+def test_chart_bars_take_the_legend_colours(scorer):
+    from review_sentiment.app.batch_tab import GREY, distribution
+    from review_sentiment.app.explain import strength_colors
+    from review_sentiment.scoring import Summary
+
+    summary = Summary(
+        rows=10, scored=9, uncertain=2, skipped=1, labels={"positive": 5, "negative": 4}, min_confidence=0.8
+    )
+    chart = distribution(summary, scorer.labels)
+    legend = strength_colors(scorer.labels)
+    assert chart["color_map"] == {
+        "negative": legend["strongly negative"],
+        "positive": legend["strongly positive"],
+        "of which uncertain": GREY,
+        "not scored": GREY,
+    }
+    assert chart["color_map"]["negative"] != chart["color_map"]["positive"]
+    assert chart["value"].values.tolist() == [
+        ["negative", 4],
+        ["positive", 5],
+        ["of which uncertain", 2],
+        ["not scored", 1],
+    ]
 
 
 def test_model_panel_shows_provider_and_metrics(scorer):
     facts = model_facts(scorer)
     assert "CPUExecutionProvider" in facts and "validation accuracy" in facts and "int8" in facts
+    assert not facts.startswith("| |")  # a header row with words, not an empty one
+
+
+def test_headline_says_what_the_model_is_in_plain_words(scorer):
+    from review_sentiment.app.ui import headline
+
+    line = headline(scorer)
+    accuracy = scorer.manifest["validation_metrics"]["accuracy"]
+    assert f"right on {accuracy:.1%} of" in line and "8-bit" in line
+    assert "ExecutionProvider" not in line and "default_model" not in line  # no jargon, no folder names
 
 
 def test_api_answers_through_gradio_client(exported):
@@ -91,7 +165,8 @@ def test_api_answers_through_gradio_client(exported):
         assert answer["label"] == "positive" and answer["provider"] == "CPUExecutionProvider" and answer["score"] > 0.5
     finally:
         process.terminate()
-        process.wait(timeout=30)
+        _, log = process.communicate(timeout=30)
+    assert "Warning" not in log.decode(), "requests log warnings"
 
 
 def _with_labels(folder: Path, tmp_path: Path, labels: list[str]) -> Path:
@@ -113,7 +188,7 @@ def test_the_models_own_labels_everywhere(bag_of_words_model, tmp_path):
     scorer = Scorer.load(_with_labels(bag_of_words_model, tmp_path, ["neg", "pos"]))
     confidences, words, note = analyze(scorer, "great wonderful but awful")
     assert set(confidences) == {"neg", "pos"} and confidences["pos"] > confidences["neg"]
-    assert dict(words)["great "] == "strongly pos" and "towards pos" in note
+    assert {p.strip(): c for p, c in words}["great"] == "strongly pos" and "towards pos" in note
     source = tmp_path / "r.csv"
     pd.DataFrame({"text": ["great film", "awful film", "great"]}).to_csv(source, index=False)
     summary = score_file(BatchConfig(input=str(source)), scorer)
@@ -176,3 +251,129 @@ def test_the_app_says_not_sure_below_its_threshold(bag_of_words_model):
     assert "Not sure" not in sure
     assert unsure.startswith("**Not sure**: 73.1% confident in negative, below the app's 80% threshold.")
     assert "Not sure" not in analyze(scorer, "awful", 0.0)[2]  # no threshold, no warning
+
+
+def _no_progress(*args, **kwargs) -> None:
+    return None
+
+
+def test_batch_tab_reads_a_cp1252_upload(scorer, tmp_path):
+    from review_sentiment.app.ui import text_column_choice
+
+    upload = tmp_path / "western.csv"
+    upload.write_bytes("id,review\n1,café – naïve but I loved it\n2,awful\n".encode("cp1252"))
+    assert text_column_choice(str(upload)) == (["id", "review"], "review")  # the dropdown reads it too
+    _, _, download, summary = score_upload(scorer, str(upload), "review", progress=_no_progress)
+    assert pd.read_csv(download)["review"][0] == "café – naïve but I loved it"
+    assert "read as cp1252 (detected)" in summary
+
+
+def test_batch_tab_shows_no_server_paths(scorer, tmp_path, monkeypatch):
+    import re
+    import tempfile
+
+    import gradio as gr
+
+    from review_sentiment.batch import tables
+
+    upload = tmp_path / "up.csv"
+    toy_reviews(5).to_csv(upload, index=False)
+    summary = score_upload(scorer, str(upload), "review", progress=_no_progress, min_confidence=0.0)[3]
+    assert f"model {scorer.folder.name}; output up.scored.csv" in summary
+    assert re.search(r"(?<![\w.])/\w", summary) is None and tempfile.gettempdir() not in summary
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(gr.Error) as refused:
+        score_upload(scorer, str(empty), "review", progress=_no_progress)
+    assert refused.value.message == "empty.csv is empty: no header row"
+    mixed = tmp_path / "mixed.csv"  # UTF-8 where the sample is read, cp1252 after it
+    mixed.write_bytes("review\nnaïve\n".encode() + b"great film\n" * 20 + "café\n".encode("cp1252"))
+    monkeypatch.setattr(tables, "SAMPLE_BYTES", 32)
+    with pytest.raises(gr.Error) as refused:
+        score_upload(scorer, str(mixed), "review", progress=_no_progress)
+    assert refused.value.message.startswith("mixed.csv is not valid utf-8 text at byte 237")
+    assert "--" not in refused.value.message and str(tmp_path) not in refused.value.message
+
+
+def test_messages_for_visitors_drop_paths_and_command_line_advice():
+    from review_sentiment.app.batch_tab import for_visitor
+
+    upload = "/tmp/gradio/0a1b/reviews.csv"
+    message = (
+        f"could not read {upload} as Parquet: /opt/venv/lib/pyarrow/_parquet.pyx failed; 12.0 reviews/s "
+        "(use --on-bad-lines skip or report)"
+    )
+    assert for_visitor(message, {upload: "reviews.csv"}) == (
+        "could not read reviews.csv as Parquet: _parquet.pyx failed; 12.0 reviews/s"
+    )
+    assert for_visitor("output /x/y.csv exists; pass --overwrite to replace it", {}) == "output y.csv exists"
+
+
+def test_batch_tab_refuses_too_many_rows_before_scoring(scorer, tmp_path, monkeypatch):
+    import tempfile
+
+    import gradio as gr
+    import pyarrow.parquet as pq
+
+    from review_sentiment.app import batch_tab
+
+    upload = tmp_path / "many.parquet"
+    toy_reviews(25).to_parquet(upload)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    monkeypatch.setattr(batch_tab, "MAX_UPLOAD_ROWS", 10)
+    monkeypatch.setattr(batch_tab, "score_file", lambda *a, **k: pytest.fail("scored before the row cap"))
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: pytest.fail("Parquet rows read to count"))
+    with pytest.raises(gr.Error, match=r"many\.parquet has more than 10 rows; the app scores up to 10"):
+        score_upload(scorer, str(upload), "review", progress=_no_progress)
+    csv = tmp_path / "many.csv"
+    toy_reviews(25).to_csv(csv, index=False)
+    with pytest.raises(gr.Error, match="more than 10 rows"):
+        score_upload(scorer, str(csv), "review", progress=_no_progress)
+    assert not list(scratch.iterdir())  # a refused file leaves no scratch folder behind
+
+
+SCRATCH_APP = """
+import gradio as gr
+from review_sentiment.app import batch_tab, ui
+
+batch_tab.new_scratch()
+with gr.Blocks() as demo:
+    gr.Markdown("scratch")
+ui.launch(demo)
+"""
+
+
+def test_scratch_folders_go_when_the_app_stops(tmp_path):
+    import sys
+
+    other = tmp_path / "sentiment-app-1-another-app"  # another (live) app's folder is not ours to remove
+    other.mkdir()
+    process, _ = serve(command=[sys.executable, "-c", SCRATCH_APP], env={"TMPDIR": str(tmp_path)})
+    ours = [p for p in tmp_path.glob("sentiment-app-*") if p != other]
+    try:
+        assert len(ours) == 1
+    finally:
+        process.terminate()  # SIGTERM, as Docker and Spaces stop an app
+        process.wait(timeout=30)
+    assert not ours[0].exists() and other.exists()
+
+
+def test_only_predict_and_analyze_are_api_endpoints(exported):
+    from gradio_client import Client
+
+    from review_sentiment.app.ui import QUEUE_MAX_SIZE, build_demo
+
+    demo = build_demo(Scorer.load(exported["int8"]))
+    events = {fn.api_name: fn for fn in demo.fns.values()}
+    assert {name for name, fn in events.items() if fn.api_visibility != "private"} == {"predict", "analyze"}
+    assert {"score_file", "detect_text_column"} <= set(events)  # still there for the page
+    assert events["score_file"].concurrency_limit == 1 and demo._queue.max_size == QUEUE_MAX_SIZE
+    process, url = serve(env={"SENTIMENT_MODEL": str(exported["int8"])})
+    try:
+        api = Client(url, verbose=False).view_api(print_info=False, return_format="dict")
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert set(api["named_endpoints"]) == {"/predict", "/analyze"} and not api["unnamed_endpoints"]

@@ -134,10 +134,11 @@ def test_encodings_bom_and_byte_offset(exported, tmp_path, capsys):
     assert pd.read_csv(tmp_path / "bom.scored.csv").columns[0] == "text"
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text\ncaf\xe9 was great\n".encode("latin-1"))
-    assert main([str(latin), "--model", str(exported["int8"])]) == 2
+    assert main([str(latin), "--model", str(exported["int8"]), "--encoding", "utf-8-sig"]) == 2
     assert "not valid utf-8-sig at byte offset 8" in capsys.readouterr().err
     assert main([str(latin), "--model", str(exported["int8"]), "--encoding", "latin-1"]) == 0
     assert pd.read_csv(tmp_path / "latin.scored.csv")["text"][0] == "café was great"
+    assert "read as latin-1" in capsys.readouterr().err  # an explicit encoding is used as given
 
 
 def test_stdin_to_stdout(exported):
@@ -340,7 +341,8 @@ def test_hostile_csv_corners(exported, tmp_path, capsys):
     assert "is a folder" in capsys.readouterr().err
     utf16 = tmp_path / "u.csv"
     utf16.write_bytes("text\ngreat\n".encode("utf-16"))
-    assert main([str(utf16), *model]) == 2 and "--encoding utf-16" in capsys.readouterr().err
+    assert main([str(utf16), *model, "--encoding", "utf-8"]) == 2 and "--encoding utf-16" in capsys.readouterr().err
+    assert main([str(utf16), *model, "--overwrite"]) == 0  # auto: its BOM says UTF-16
     assert main([str(utf16), *model, "--encoding", "utf-16", "--overwrite"]) == 0
 
 

@@ -43,3 +43,32 @@ def test_int8_table_shares_and_ratios(monkeypatch):
     fp32, int8 = _script("bench_int8").report_rows(rows, limits, flops_per_review=2e9)
     assert fp32["share_of_ceiling"] == 0.5 and int8["share_of_ceiling"] == 0.2  # 100 and 200 GFLOP/s
     assert int8["speed_vs_fp32"] == 2.0 and int8["accuracy_vs_fp32_points"] == -0.5
+
+
+def test_sections_without_new_measurements_are_kept_as_they_were(tmp_path):
+    old = tmp_path / "BENCHMARKS.md"
+    old.write_text(
+        "# Benchmarks\n\nintro\n\n## int8 variants (`benchmarks/bench_int8.py`, 2026-12-02)\n| a | b |\n| 1 | 2 |\n\n"
+        "## Install size and start-up (`benchmarks/bench_install.py`, 2026-12-01)\nserving 490 MB\n\n"
+    )
+    kept = _script("render_benchmarks").kept_sections(old)
+    assert kept["## int8 variants"] == [
+        "## int8 variants (`benchmarks/bench_int8.py`, 2026-12-02)",
+        "| a | b |",
+        "| 1 | 2 |",
+    ]
+    assert kept["## Install size and start-up"][-1] == "serving 490 MB"
+    assert "# Benchmarks" not in kept and _script("render_benchmarks").kept_sections(tmp_path / "none.md") == {}
+
+
+def test_load_summary_counts_every_call_and_times_only_answers():
+    results = [{"endpoint": "/predict", "ms": ms, "error": None} for ms in (10.0, 20.0, 30.0, 40.0)]
+    results += [{"endpoint": "/predict", "ms": 5000.0, "error": "QueueError: queue full"}]
+    results += [{"endpoint": "/analyze", "ms": 100.0, "error": None}]
+    rows = {r["endpoint"]: r for r in _script("bench_load").summarize(results, seconds=2.0)}
+    assert rows["/predict"]["calls"] == 5 and rows["/predict"]["errors"] == 1 and rows["/predict"]["calls_per_s"] == 2.5
+    assert rows["/predict"]["p50_ms"] == 25.0 and rows["/predict"]["max_ms"] == 40.0  # the failed call is not timed
+    assert rows["/analyze"] == {
+        "endpoint": "/analyze", "calls": 1, "errors": 0, "calls_per_s": 0.5, "p50_ms": 100.0, "p95_ms": 100.0,
+        "max_ms": 100.0,
+    }  # fmt: skip

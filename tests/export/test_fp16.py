@@ -10,6 +10,8 @@ from review_sentiment.cli import main
 from review_sentiment.errors import UserError
 from review_sentiment.export import verify
 
+from ..conftest import skip_without_gpu
+
 
 def _export_fp16(run, out, *extra) -> int:
     return main(["export", str(run / "merged"), "--output", str(out), "--quantize", "fp16", *extra])
@@ -20,6 +22,62 @@ def fp16_folder(trained_run, tmp_path_factory):
     out = tmp_path_factory.mktemp("fp16") / "model"
     assert _export_fp16(trained_run, out, "--validation-samples", "40") == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def optimizer_calls(trained_run, tmp_path_factory):
+    """The opt_level and use_gpu that Optimum passes to ONNX Runtime's optimize_model for an fp16 export."""
+    import onnxruntime.transformers.optimizer as ort_optimizer
+    import optimum.onnxruntime.optimization as optimization
+
+    calls, real = [], ort_optimizer.optimize_model
+
+    def spy(*args, **kwargs):
+        calls.append({k: kwargs.get(k) for k in ("opt_level", "use_gpu", "only_onnxruntime")})
+        return real(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(optimization, "optimize_model", spy)
+        assert _export_fp16(trained_run, tmp_path_factory.mktemp("spied") / "m", "--validation-samples", "0") == 0
+    return calls
+
+
+def test_fp16_graphs_are_fused_in_python_never_by_the_offline_optimizer(optimizer_calls):
+    # opt_level 0 with Python fusions: ONNX Runtime's offline optimizer would tune the graph for this
+    # machine's provider (the CPU, where no CUDA session starts), not for the GPU that serves it.
+    assert optimizer_calls == [{"opt_level": 0, "use_gpu": True, "only_onnxruntime": False}]
+
+
+def test_fp16_with_o1_is_refused(trained_run, tmp_path, capsys):
+    assert _export_fp16(trained_run, tmp_path / "out", "--optimize", "O1") != 0
+    assert "--quantize fp16 is fused with --optimize O2 (default) or O3, not O1" in capsys.readouterr().err
+
+
+def _moved(folder, tmp_path, **export_check):
+    """A copy of an exported folder on a machine without its source model, with export_check entries replaced."""
+    import shutil
+
+    copy = tmp_path / "moved"
+    shutil.copytree(folder, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["source_model"] = str(tmp_path / "gone")
+    manifest["export_check"].update(export_check)
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    return copy, manifest
+
+
+def test_check_on_another_machine_compares_fp16_with_the_recorded_fp32_logits(fp16_folder, tmp_path, capsys):
+    copy, manifest = _moved(fp16_folder, tmp_path)
+    assert main(["export", "--check", str(copy)]) == 0
+    assert "100.00%" in capsys.readouterr().out  # agreement with the recorded fp32 logits, not "n/a"
+    recorded = np.asarray(manifest["export_check"]["fp32_probe_logits"])
+    shifted = (recorded + np.array([0.2, 0.0])).tolist()
+    copy, _ = _moved(fp16_folder, tmp_path / "shifted", fp32_probe_logits=shifted)
+    assert main(["export", "--check", str(copy)]) != 0
+    assert "max |Δlogit| 2.00e-01" in capsys.readouterr().err
+    copy, _ = _moved(fp16_folder, tmp_path / "none", fp32_probe_logits=None)
+    assert main(["export", "--check", str(copy)]) != 0
+    assert "an fp16 export must be compared with fp32" in capsys.readouterr().err
 
 
 def test_fp16_export_is_half_precision_fused_and_checked_against_fp32(fp16_folder):
@@ -51,7 +109,9 @@ def test_fp16_that_strays_from_fp32_fails_the_export_and_writes_nothing(trained_
 
     monkeypatch.setattr("review_sentiment.export.pipeline.measure", drifting)
     assert _export_fp16(trained_run, tmp_path / "out", "--validation-samples", "40") != 0
-    assert "fp16 agrees with fp32 on 100.00% of labels (needs ≥ 99%), max |Δlogit| 2.00e-01" in capsys.readouterr().err
+    assert "fp16 agrees with fp32 on 100.00% of labels (needs ≥ 99% from 100 reviews), max |Δlogit| 2.00e-01" in (
+        capsys.readouterr().err
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -75,10 +135,11 @@ def test_a_graph_that_does_not_load_fails_the_export(trained_run, tmp_path, monk
 def test_fp16_export_runs_and_matches_fp32_on_cuda(fp16_folder):
     import onnxruntime as ort
 
+    from review_sentiment.providers import may_have_nvidia_gpu
     from review_sentiment.scorer import Scorer
 
-    if "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("needs onnxruntime-gpu and an NVIDIA GPU")
+    if "CUDAExecutionProvider" not in ort.get_available_providers() or not may_have_nvidia_gpu():
+        skip_without_gpu("this test needs onnxruntime-gpu and an NVIDIA GPU")
     manifest = json.loads((fp16_folder / "manifest.json").read_text())
     assert manifest["export_check"]["variants"][1]["provider"] == "CUDAExecutionProvider"
     texts = ["a wonderful film", "dull and far too long", "ok"]

@@ -16,7 +16,7 @@ from review_sentiment.train import loop
 from review_sentiment.train.checkpoint import load_checkpoint, save_checkpoint
 from review_sentiment.train.finish import _merge_checked
 from review_sentiment.train.modeling import add_lora, load_classifier, load_tokenizer
-from review_sentiment.train.prepare import autocast_dtype, loss_scaler
+from review_sentiment.train.prepare import autocast_dtype, deterministic_kernels, loss_scaler
 
 from ..conftest import train_args
 
@@ -178,10 +178,33 @@ def test_deterministic_kernels_are_on_during_the_run_only(tiny_base, toy_csv, tm
     assert main(train_args(tiny_base, toy_csv, out, "--epochs", "1", "--deterministic")) == 0
     assert seen == [(True, False), ":4096:8"]
     assert not torch.are_deterministic_algorithms_enabled() and torch.backends.cudnn.benchmark
+    assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ""
     # Deterministic kernels can give other numbers than the default ones: a resume must keep the choice.
     assert json.loads((out / "checkpoint" / "state.json").read_text())["config"]["deterministic"] is True
     assert main(train_args(tiny_base, toy_csv, out, "--epochs", "1", "--resume")) == 2
     assert "changed: deterministic (True → False)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("before", [None, "", ":0:0", ":16:8"])
+def test_deterministic_kernels_put_back_the_cublas_workspace_setting(monkeypatch, before):
+    """Unset stays unset, and a value of the caller's comes back, also when the run fails."""
+    if before is None:
+        monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    else:
+        monkeypatch.setenv("CUBLAS_WORKSPACE_CONFIG", before)
+    with pytest.raises(RuntimeError, match="the run failed"), deterministic_kernels(True):
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == (before if before == ":16:8" else ":4096:8")
+        raise RuntimeError("the run failed")
+    assert os.environ.get("CUBLAS_WORKSPACE_CONFIG") == before
+    assert not torch.are_deterministic_algorithms_enabled()
+
+
+def test_the_deterministic_help_says_a_resume_needs_it_again_and_what_it_costs(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    text = "".join(capsys.readouterr().out.split())  # whatever argparse's line wrapping
+    for claim in ("give it to the first run and again to every --resume", "Slower on CUDA", "no effect on CPU"):
+        assert "".join(claim.split()) in text, claim
 
 
 def _tiny_lora_run(tiny_base, device: torch.device) -> SimpleNamespace:
@@ -196,10 +219,22 @@ def _tiny_lora_run(tiny_base, device: torch.device) -> SimpleNamespace:
     return SimpleNamespace(model=model.eval(), val_ids=ids, encoder=SimpleNamespace(pad_id=0), device=device)
 
 
-def test_the_merge_is_checked_on_cpu_in_fp32_whatever_the_training_device(tiny_base):
-    """A run on CUDA: the check must not run on the GPU (cuBLAS may choose another algorithm for the
-    merged weights, and the gap would measure that); here a CUDA tensor cannot even be made."""
-    merged, gap = _merge_checked(_tiny_lora_run(tiny_base, CUDA))
+def test_the_merge_is_checked_on_cpu_in_fp32_whatever_the_training_device(tiny_base, monkeypatch):
+    """A run on CUDA with bf16 weights: the check must run neither on the GPU (cuBLAS may choose another
+    algorithm for the merged weights, and the gap would measure that; here a CUDA tensor cannot even be made)
+    nor in bf16, whose rounding of W + B·A alone is far more than the 1e-4 the check allows."""
+    run = _tiny_lora_run(tiny_base, CUDA)
+    run.model.to(torch.bfloat16)
+    compared = []
+    real_merge = finish_module.merge
+
+    def recording_merge(model):  # the model whose logits are compared with the merged one's
+        compared.append({(p.device, p.dtype) for p in model.parameters()})
+        return real_merge(model)
+
+    monkeypatch.setattr(finish_module, "merge", recording_merge)
+    merged, gap = _merge_checked(run)
+    assert compared == [{(CPU, torch.float32)}]
     parameters = list(merged.parameters())
     assert {p.device for p in parameters} == {CPU} and {p.dtype for p in parameters} == {torch.float32}
     assert 0 <= gap <= 1e-4

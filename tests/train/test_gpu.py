@@ -12,12 +12,15 @@ from safetensors.torch import load_file
 
 from review_sentiment.cli import main
 
-from ..conftest import train_args
+from ..conftest import skip_without_gpu, train_args
 
-pytestmark = [
-    pytest.mark.gpu,
-    pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU visible to PyTorch"),
-]
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(autouse=True)
+def cuda_visible():
+    if not torch.cuda.is_available():
+        skip_without_gpu("these tests need a CUDA GPU visible to PyTorch")
 
 
 def _expected_auto_dtype() -> str:

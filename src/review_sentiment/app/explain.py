@@ -1,14 +1,20 @@
-"""Which words pushed a prediction which way: occlusion on ONNX Runtime, with a bounded cost.
+"""Which words pushed a prediction which way: occlusion inside the window the model reads, on ONNX Runtime.
 
-Each unit (a word; for long reviews a sentence; for very long ones a group of sentences) is removed in
+Each unit (a word; for long reviews a sentence; for very long ones a group of sentences) is hidden in
 turn and the review re-scored; the drop in the log-odds of positive is that unit's weight (log-odds,
-not probability, because a confident prediction's probability barely moves whatever is removed). There are never more
-than `max_units` units, so a review costs at most `max_units + 1` rows of at most `max_length` tokens,
-whatever its length, run in a few batched session calls.
+not probability, because a confident prediction's probability barely moves whatever is hidden).
+
+A unit is hidden by masking its tokens (attention mask 0) in exactly the token sequence the model
+reads, every other token staying at its position. Deleting the unit's text instead would move the
+head+tail window of a long review, let unread text in, and credit that text's effect to the unit.
+Text between the head and the tail is never read: it gets no weight and is shown as not read.
+There are never more than `max_units` units, so a review costs at most `max_units + 1` rows of at most
+`max_length` tokens, whatever its length, run in a few batched session calls.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
 from dataclasses import dataclass
@@ -18,41 +24,75 @@ import numpy as np
 from ..scorer import Prediction, Scorer
 from ..text import clean_text
 
-_SENTENCE_END = re.compile(r"(?<=[.!?…])\s+")
+# A sentence runs to the first end mark followed by whitespace (so "3.5" does not end one), or to the end.
+_SENTENCE = re.compile(r"\S(?:.*?[.!?…](?=\s)|.*$)", re.S)
+_WORD = re.compile(r"\S+")
+NOT_READ = "not read"
+NOT_READ_COLOR = "#e5e7eb"
+
+Span = tuple[int, int]  # [start, end) characters of the cleaned review
 
 
 def strength_colors(labels: tuple[str, ...]) -> dict[str, str]:
-    """Legend categories named after the model's own two labels (green: towards the second)."""
+    """Legend categories named after the model's own two labels (green: towards the second), and grey for
+    the part of a long review the model does not read."""
     negative, positive = labels
     return {
         f"strongly {positive}": "#16a34a",
         positive: "#bbf7d0",
         negative: "#fecaca",
         f"strongly {negative}": "#dc2626",
+        NOT_READ: NOT_READ_COLOR,
     }
 
 
 @dataclass(frozen=True)
 class Explanation:
     prediction: Prediction
-    units: list[str]
-    weights: list[float]  # log-odds of positive lost when the unit is removed; > 0 pushed towards positive
+    text: str  # the cleaned review the spans index
+    spans: list[Span]  # the units, in text order
+    weights: list[float]  # log-odds of positive lost when the unit is hidden; > 0 pushed towards positive
     granularity: str
     tokens: int
-    truncated: bool
+    unread: Span | None  # the middle of a long review that the model never reads (head+tail)
+
+    @property
+    def units(self) -> list[str]:
+        return [self.text[a:b] for a, b in self.spans]
+
+    @property
+    def truncated(self) -> bool:
+        return self.unread is not None
 
     def highlighted(self, labels: tuple[str, ...] = ("negative", "positive")) -> list[tuple[str, str | None]]:
-        """(text, strength category) pairs for gr.HighlightedText; see `strength_colors`.
+        """The whole review as (text, category) pairs for gr.HighlightedText; see `strength_colors`.
 
         Relative to the largest weight: above half is "strongly", above a tenth plain, else no label.
+        Text between units keeps no label; the unread middle is one "not read" piece.
         """
         scale = max((abs(w) for w in self.weights), default=0.0) or 1.0
-        pairs = []
-        for unit, weight in zip(self.units, self.weights, strict=True):
+        pieces: list[tuple[Span, str | None]] = []
+        for span, weight in zip(self.spans, self.weights, strict=True):
             share = abs(weight) / scale
             direction = labels[1] if weight > 0 else labels[0]
-            category = f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None
-            pairs.append((unit + " ", category))
+            pieces.append((span, f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None))
+        if self.unread:
+            pieces.append((self.unread, NOT_READ))
+        pairs: list[tuple[str, str | None]] = []
+
+        def add_gap(gap: str) -> None:
+            # Spaces between units join the piece before them: Gradio lays each piece out as its own box.
+            if pairs and not gap.strip():
+                pairs[-1] = (pairs[-1][0] + gap, pairs[-1][1])
+            elif gap:
+                pairs.append((gap, None))
+
+        position = 0
+        for (start, end), category in sorted(pieces):
+            add_gap(self.text[position:start])
+            pairs.append((self.text[start:end], category))
+            position = end
+        add_gap(self.text[position:])
         return pairs
 
     def top(self, count: int = 5) -> list[tuple[str, float]]:
@@ -60,33 +100,90 @@ class Explanation:
         return [(self.units[i], self.weights[i]) for i in order]
 
 
-def split_units(text: str, max_units: int) -> tuple[list[str], str]:
-    """Words if there are few enough, else sentences, else consecutive sentences grouped to fit."""
-    words = text.split()
+def split_units(text: str, max_units: int, read: list[Span] | None = None) -> tuple[list[Span], str]:
+    """Words if there are few enough, else sentences, else consecutive sentences grouped to fit; only
+    units that overlap the `read` character ranges (all the text when None)."""
+    read = read if read is not None else [(0, len(text))]
+
+    def overlaps(span: Span) -> bool:
+        return any(span[0] < end and start < span[1] for start, end in read)
+
+    words = [m.span() for m in _WORD.finditer(text) if overlaps(m.span())]
     if len(words) <= max_units:
         return words, "word"
-    sentences = [s for s in _SENTENCE_END.split(text) if s.strip()]
-    if len(sentences) <= max_units:
-        return sentences, "sentence"
-    size = math.ceil(len(sentences) / max_units)
-    return [" ".join(sentences[i : i + size]) for i in range(0, len(sentences), size)], "sentence group"
+    sentences = [_strip_end(text, m.span()) for m in _SENTENCE.finditer(text)]
+    # Runs of consecutive read sentences (head, tail): a group never spans the unread middle.
+    runs: list[list[Span]] = []
+    for index, sentence in enumerate(sentences):
+        if overlaps(sentence):
+            if not runs or not overlaps(sentences[index - 1]):
+                runs.append([])
+            runs[-1].append(sentence)
+    count = sum(len(run) for run in runs)
+    if count <= max_units:
+        return [s for run in runs for s in run], "sentence"
+    size = math.ceil(count / max_units)
+    while sum(math.ceil(len(run) / size) for run in runs) > max_units:
+        size += 1
+    groups = [(run[i][0], run[min(i + size, len(run)) - 1][1]) for run in runs for i in range(0, len(run), size)]
+    return groups, "sentence group"
+
+
+def _strip_end(text: str, span: Span) -> Span:
+    start, end = span
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
 
 
 def explain(
     scorer: Scorer, text: str, max_units: int = 48, batch_size: int = 16, *, cleaned: bool = False
 ) -> Explanation:
-    """Predict `text` and weigh each of its units by occlusion (`cleaned=True`: the caller cleaned it)."""
+    """Predict `text` and weigh each of its read units by occlusion (`cleaned=True`: the caller cleaned it)."""
     cleaned_text = text if cleaned else clean_text(text)
-    units, granularity = split_units(cleaned_text, max_units)
-    variants = [cleaned_text] + [" ".join(units[:i] + units[i + 1 :]) for i in range(len(units))]
-    logits = np.stack(list(scorer.iter_logits(variants, batch_size, cleaned=True)))
+    encoder = scorer.encoder
+    encoding = encoder.tokenizer.encode(cleaned_text, add_special_tokens=False)
+    offsets = encoding.offsets
+    head, tail_start = encoder.window(len(encoding.ids))
+    read_tokens = [*range(head), *range(tail_start, len(offsets))]
+    read_chars = [offsets[i] for i in read_tokens]
+    spans, granularity = split_units(cleaned_text, max_units, read_chars)
+    ids = encoder.wrap([encoding.ids[i] for i in read_tokens])
+    masks = np.ones((len(spans) + 1, len(ids)), dtype=np.int64)
+    starts = [a for a, _ in spans]
+    for position, (char_start, _) in enumerate(read_chars):
+        unit = bisect.bisect_right(starts, char_start) - 1
+        if unit >= 0 and char_start < spans[unit][1]:
+            masks[unit + 1, encoder.prefix_length + position] = 0
+    logits = np.concatenate(
+        [scorer.run_masked(ids, masks[i : i + batch_size]) for i in range(0, len(masks), batch_size)]
+    )
     log_odds = logits[:, 1] - logits[:, 0]
-    tokens = scorer.encoder.count_tokens(cleaned_text)
     return Explanation(
         prediction=scorer.to_prediction(logits[0]),
-        units=units,
+        text=cleaned_text,
+        spans=spans,
         weights=[float(log_odds[0] - value) for value in log_odds[1:]],
         granularity=granularity,
-        tokens=tokens,
-        truncated=tokens > scorer.encoder.budget,
+        tokens=len(offsets),
+        unread=_unread(cleaned_text, spans, offsets, head, tail_start),
     )
+
+
+def _unread(text: str, spans: list[Span], offsets: list[Span], head: int, tail_start: int) -> Span | None:
+    """The characters the model never reads: after the head's last token and before the tail's first,
+    moved out of any unit that straddles the edge (a word cut by the window is shown whole, as read)."""
+    if tail_start == head:  # nothing was cut
+        return None
+    start = offsets[head - 1][1] if head else 0
+    end = offsets[tail_start][0] if tail_start < len(offsets) else len(text)
+    for unit_start, unit_end in spans:
+        if unit_start < start < unit_end:
+            start = unit_end
+        if unit_start < end < unit_end:
+            end = unit_start
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return (start, end) if start < end else None

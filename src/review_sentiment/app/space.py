@@ -8,6 +8,7 @@ through the Hub API: `suggested_hardware` in the front matter only suggests, it 
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -16,41 +17,69 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
+from ..card import model_name, public_split
 from ..errors import UserError
 from ..manifest import resolve_model_folder
 
+log = logging.getLogger(__name__)
 PACKAGE_DIR = Path(__file__).parents[1]
 # The stages the app never imports (PyTorch side); the core, batch/ and app/ go into the Space.
 LEFT_OUT = ("train", "export", "__pycache__")
-CPU_HARDWARE = ("cpu-basic", "cpu-upgrade", "cpu-xl")
 DISTRIBUTION = "review-sentiment"
+# The hardware a Space is built for, named here rather than taken from huggingface_hub's SpaceHardware,
+# which also lists ZeroGPU (PyTorch only) and, in some releases, TPUs (v5e-*): "not CPU" is not "CUDA".
+CPU_HARDWARE = ("cpu-basic", "cpu-upgrade", "cpu-xl")
+# NVIDIA GPUs by name prefix, Turing (T4) to Hopper (H100, H200): what the CUDA 12 build below serves.
+# Blackwell (rtx-pro-*) is left out until a Space on it has run that build.
+NVIDIA_GPU_PREFIXES = ("t4-", "l4x", "l40sx", "a10g-", "a100", "h100", "h200")
+# Paid hardware bills while the Space runs and, unless told, never sleeps; push sets this sleep time
+# (seconds without visitors) so an idle Space stops billing. cpu-basic sleeps after 48 h on its own.
+PAID_SLEEP_TIME = 3600
 # The ONNX Runtime of a GPU Space. Hugging Face does not publish the NVIDIA driver of its Spaces GPUs;
 # a CUDA 12 build runs on any driver from 525 on (CUDA minor-version compatibility), while the CUDA 13
 # builds that PyPI has from onnxruntime-gpu 1.27 on need driver 580 or newer. So a Space gets 1.26.0,
-# the last CUDA 12 build on PyPI, with its CUDA 12 and cuDNN 9 libraries from pip: the [cuda,cudnn]
-# extras bring cudart, cuFFT, cuRAND, NVRTC and cuDNN; cuBLAS/cuBLASLt is named here, as the extras
-# leave it to cuDNN's own dependency.
-SPACE_GPU_RUNTIME = ("onnxruntime-gpu[cuda,cudnn]==1.26.0", "nvidia-cublas-cu12~=12.0")
+# the last CUDA 12 build on PyPI, with its CUDA 12 and cuDNN 9 libraries from pip. The [cuda,cudnn]
+# extras ask only for `~=` ranges (cudart, cuFFT, cuRAND, NVRTC, cuDNN) and leave cuBLAS and nvJitLink
+# unbounded to cuDNN's and cuFFT's own dependencies, so each rebuild of the Space could install another
+# set. The versions below are what `pip install --dry-run --ignore-installed --report` resolved for
+# "onnxruntime-gpu[cuda,cudnn]==1.26.0" plus cuBLAS, pinned exactly so every rebuild runs one tested
+# set; the -cu12 names hold the CUDA 12 major whatever the pin.
+SPACE_GPU_RUNTIME = (
+    "onnxruntime-gpu[cuda,cudnn]==1.26.0",
+    "nvidia-cublas-cu12==12.9.3.13",
+    "nvidia-cuda-nvrtc-cu12==12.9.86",
+    "nvidia-cuda-runtime-cu12==12.9.79",
+    "nvidia-cudnn-cu12==9.28.0.42",
+    "nvidia-cufft-cu12==11.4.1.4",
+    "nvidia-curand-cu12==10.3.10.19",
+    "nvidia-nvjitlink-cu12==12.9.86",
+)
+
+
+def _hub_hardware() -> tuple[str, ...]:
+    """Every Space hardware name the installed huggingface_hub knows."""
+    from huggingface_hub import SpaceHardware
+
+    return tuple(h.value for h in SpaceHardware)
 
 
 def hardware_choices() -> tuple[str, ...]:
-    """The Space hardware names the installed huggingface_hub knows, less ZeroGPU (zero-*)."""
-    from huggingface_hub import SpaceHardware
-
-    return tuple(h.value for h in SpaceHardware if not h.value.startswith("zero-"))
+    """The hardware a Space can be built for: CPU_HARDWARE and NVIDIA GPUs the installed hub knows."""
+    return tuple(h for h in _hub_hardware() if h in CPU_HARDWARE or h.startswith(NVIDIA_GPU_PREFIXES))
 
 
 def check_hardware(hardware: str) -> bool:
-    """True for GPU hardware, False for CPU; a clear one-line error for zero-* and unknown names."""
+    """True for NVIDIA GPU hardware, False for CPU; one clear line for anything else (ZeroGPU, TPU, unknown)."""
     choices = hardware_choices()
+    if hardware in choices:
+        return hardware not in CPU_HARDWARE
     if hardware.startswith("zero-"):
-        raise UserError(
-            f"--hardware {hardware}: ZeroGPU lends a GPU to PyTorch code only, not to ONNX Runtime; "
-            f"choose one of {', '.join(choices)}"
-        )
-    if hardware not in choices:
-        raise UserError(f"--hardware {hardware}: not a Space hardware name; choose one of {', '.join(choices)}")
-    return hardware not in CPU_HARDWARE
+        reason = "ZeroGPU lends a GPU to PyTorch code only, not to ONNX Runtime"
+    elif hardware in _hub_hardware():
+        reason = "neither CPU nor an NVIDIA GPU, the hardware a Space of ONNX Runtime (CPU or CUDA) runs on"
+    else:
+        reason = f"not a Space hardware name that the installed huggingface_hub {version('huggingface_hub')} knows"
+    raise UserError(f"--hardware {hardware}: {reason}; choose one of {', '.join(choices)}")
 
 
 def _requirements(gpu: bool) -> str:
@@ -110,11 +139,10 @@ def _front_matter(title: str, emoji: str, hardware: str, model_repo: str | None)
     return [*front, "---", ""]
 
 
-def _readme(title: str, emoji: str, hardware: str, model_repo: str | None, manifest: dict) -> str:
+def _readme(title: str, emoji: str, hardware: str, gpu: bool, model_repo: str | None, manifest: dict) -> str:
     metrics = manifest.get("validation_metrics", {})
     accuracy = f"{metrics['accuracy']:.2%}" if "accuracy" in metrics else "n/a"
     precision = manifest["quantization"] if manifest["quantization"] != "none" else "fp32"
-    gpu = hardware not in CPU_HARDWARE
     runtime = (
         f"ONNX Runtime's CUDA provider ({SPACE_GPU_RUNTIME[0]}, a CUDA 12 build); the app stops rather than "
         "fall back to CPU"
@@ -126,9 +154,9 @@ def _readme(title: str, emoji: str, hardware: str, model_repo: str | None, manif
         f"""
 # {title}
 
-Sentiment of movie reviews with {manifest["base_model"]} + LoRA, served on ONNX Runtime
+Sentiment of movie reviews with {model_name(manifest["base_model"])} + LoRA, served on ONNX Runtime
 ({precision}); validation accuracy {accuracy}
-({manifest.get("data", {}).get("split", "")}). Paste a review to see which words pushed the prediction, or
+({public_split(manifest.get("data", {}).get("split", ""))}). Paste a review to see which words pushed the prediction, or
 score a whole CSV in the Batch tab.
 
 ## Hardware
@@ -173,6 +201,14 @@ def build_space(
         raise UserError(
             "an int8 model runs on CPU only in ONNX Runtime: use --hardware cpu-basic or export fp32/fp16 for GPU"
         )
+    if not gpu and manifest["quantization"] == "fp16":
+        # ONNX Runtime's CPU kernels are fp32 and int8: an fp16 graph runs with casts around most ops.
+        log.warning(
+            "%s is an fp16 export, which ONNX Runtime runs slowly on CPU: build for GPU hardware "
+            "(--hardware t4-small or another NVIDIA GPU) or, for %s, export the model again with --quantize int8",
+            source,
+            hardware,
+        )
     output.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{output.name}-", dir=output.parent))
     try:
@@ -211,7 +247,7 @@ if __name__ == "__main__":
     launch(demo)
 ''')
     (folder / "requirements.txt").write_text(_requirements(gpu))
-    (folder / "README.md").write_text(_readme(title, emoji, hardware, model_repo, manifest))
+    (folder / "README.md").write_text(_readme(title, emoji, hardware, gpu, model_repo, manifest))
 
 
 def built_hardware(folder: Path) -> str:
@@ -225,12 +261,14 @@ def built_hardware(folder: Path) -> str:
     return "cpu-basic"  # the Hub's default when the front matter names none
 
 
-def push_space(folder: Path, repo: str, private: bool = False) -> str:
+def push_space(folder: Path, repo: str, private: bool = False, sleep_time: int | None = None) -> str:
     """Create (or reuse) the Space `repo`, give it the hardware it was built for, and upload `folder`.
 
     The hardware is requested before the upload: a GPU build never starts on CPU hardware, where its
     CUDA provider would fail. A create_repo that finds the Space already there leaves its hardware as it
-    is, hence the explicit request too.
+    is, hence the explicit request too. Paid hardware gets a sleep time (`sleep_time` seconds without
+    visitors, PAID_SLEEP_TIME by default, -1 for never); cpu-basic takes none (the Hub fixes it at 48 h).
+    An upload that fails after the request says which hardware the Space is left with and how to undo it.
     """
     from huggingface_hub import HfApi, get_token
 
@@ -239,6 +277,7 @@ def push_space(folder: Path, repo: str, private: bool = False) -> str:
         raise UserError(f"{folder} is not a Space folder (no app.py/README.md); make one with `sentiment space build`")
     hardware = built_hardware(folder)
     check_hardware(hardware)
+    sleep_time = _sleep_time(hardware, sleep_time)
     if not get_token():
         raise UserError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
     api = HfApi()
@@ -246,25 +285,63 @@ def push_space(folder: Path, repo: str, private: bool = False) -> str:
     _on_hub(
         f"create the Space {repo}",
         lambda: api.create_repo(
-            repo, repo_type="space", space_sdk="gradio", space_hardware=hardware, private=private, exist_ok=True
+            repo,
+            repo_type="space",
+            space_sdk="gradio",
+            space_hardware=hardware,
+            space_sleep_time=sleep_time,
+            private=private,
+            exist_ok=True,
         ),
         billing,
     )
-    _on_hub(f"request {hardware} for the Space {repo}", lambda: api.request_space_hardware(repo, hardware), billing)
+    _on_hub(
+        f"request {hardware} for the Space {repo}",
+        lambda: api.request_space_hardware(repo, hardware, sleep_time=sleep_time),
+        billing,
+    )
     _on_hub(
         f"push to the Space {repo}",
         lambda: api.upload_folder(
             folder_path=str(folder), repo_id=repo, repo_type="space", commit_message="Deploy with sentiment space push"
         ),
         "offline, or the token lacks write access?",
+        _left_requested(repo, hardware, sleep_time),
     )
     return f"https://huggingface.co/spaces/{repo}"
 
 
-def _on_hub(what: str, call: Callable[[], object], causes: str) -> None:
-    """Run one Hub call; a failure becomes one line: the step that failed, the error, the likely causes."""
+def _sleep_time(hardware: str, sleep_time: int | None) -> int | None:
+    """The sleep time to ask for: none on cpu-basic, PAID_SLEEP_TIME unless told on paid hardware."""
+    if hardware == "cpu-basic":
+        if sleep_time is not None:
+            raise UserError(
+                "--sleep-time: a cpu-basic (free) Space sleeps after 48 hours without visitors, which the Hub does "
+                "not let you change; the option is for paid hardware"
+            )
+        return None
+    if sleep_time is None:
+        return PAID_SLEEP_TIME
+    if sleep_time <= 0 and sleep_time != -1:
+        raise UserError(f"--sleep-time: seconds without visitors, above 0 (or -1 never to sleep), not {sleep_time}")
+    return sleep_time
+
+
+def _left_requested(repo: str, hardware: str, sleep_time: int | None) -> str:
+    """What a failed upload leaves behind: paid hardware requested for the Space, and how to undo that."""
+    if hardware == "cpu-basic":
+        return ""
+    sleeps = "it never sleeps" if sleep_time == -1 else f"it sleeps after {sleep_time} s without visitors"
+    return (
+        f"; {hardware} is now requested for the Space and billed while it runs ({sleeps}): to undo that, pause "
+        f"the Space or request cpu-basic on https://huggingface.co/spaces/{repo}/settings"
+    )
+
+
+def _on_hub(what: str, call: Callable[[], object], causes: str, after: str = "") -> None:
+    """Run one Hub call; a failure becomes one line: the step, the error, the likely causes, then `after`."""
     try:
         call()
     except Exception as error:
         first = str(error).splitlines()[0] if str(error) else ""
-        raise UserError(f"could not {what}: {type(error).__name__}: {first} ({causes})") from error
+        raise UserError(f"could not {what}: {type(error).__name__}: {first} ({causes}){after}") from error

@@ -7,32 +7,29 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
+import signal
 import socket
 import subprocess
 import sys
-import tempfile
+import threading
 import time
 import urllib.request
+import warnings
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from ..batch.config import BatchConfig
-from ..batch.formats import FORMATS, format_of
-from ..batch.score_file import score_file
-from ..batch.tables import TableReader
-from ..columns import TEXT_COLUMNS, detect_column, text_like
+from ..card import model_name
 from ..errors import UserError
 from ..scorer import Scorer
 from ..scoring import review_status
 from . import MIN_CONFIDENCE
+from .batch_tab import MAX_UPLOAD_MB, score_upload, text_column_choice  # noqa: F401 (the app's API)
+from .batch_tab import batch_tab as _batch_tab
 from .explain import explain, strength_colors
 
 log = logging.getLogger(__name__)
 
-MAX_UPLOAD_MB = 50
 # Longer text is refused, never cut: cutting it would change what head+tail truncation reads, and the
 # app would disagree with score-csv on the same review.
 MAX_REVIEW_CHARS = 200_000
@@ -53,7 +50,16 @@ EXAMPLES = [
         * 3
     ),
 ]
-_SCRATCH_PREFIX = "sentiment-app-"
+EXAMPLE_LABELS = [
+    "An absolute delight…",
+    "A lifeless, plodding mess…",
+    "Oh great, another car chase… (sarcasm)",
+    "Wonderful cast, thin script… (mixed)",
+    "A 300-word thriller review…",
+]
+# Gradio's HighlightedText breaks lines anywhere (word-break: break-all), cutting words ("murde r") even on a
+# desktop: wrap between words, and inside one only when a single word is wider than the line.
+CSS = "#words .textfield, #words .token, #words .text { word-break: normal; overflow-wrap: break-word; }"
 
 
 def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[dict, list, str]:
@@ -88,10 +94,10 @@ def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -
                 if spec.truncation == "head+tail"
                 else spec.truncation
             )
-            + "). "
+            + "); the grey part in between is not read, so it has no weight. "
         )
     note += (
-        f"Weights by removing each {result.granularity} in turn ({len(result.units)} variants) "
+        f"Weights by hiding each {result.granularity} the model reads, in turn ({len(result.units)} variants) "
         f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards {scorer.labels[1]}, "
         f"red towards {scorer.labels[0]}; strong colours for the largest effects."
     )
@@ -111,83 +117,12 @@ def too_long(text: str) -> str:
     )
 
 
-def _clean_old_scratch(max_age_s: float = 3600) -> None:
-    for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
-        if time.time() - folder.stat().st_mtime > max_age_s:
-            shutil.rmtree(folder, ignore_errors=True)
-
-
-def text_column_choice(upload: str) -> tuple[list[str], str | None]:
-    """The file's columns and the one that looks like reviews, or None: never a guess."""
-    reader = TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")
-    first = next(iter(reader), None)
-    if first is None:
-        return list(reader.columns), None
-    columns = [str(c) for c in first.columns]
-    try:
-        chosen = detect_column(first, TEXT_COLUMNS, "text", None)
-    except UserError:
-        return columns, None
-    return columns, chosen if text_like(first[chosen]) else None
-
-
-def detect_text_column(upload: str | None) -> gr.Dropdown:
-    """Columns of an uploaded file for the dropdown, the detected text column selected."""
-    if not upload:
-        return gr.Dropdown(choices=[], value=None)
-    try:
-        columns, chosen = text_column_choice(upload)
-    except UserError as error:
-        gr.Warning(str(error))
-        return gr.Dropdown(choices=[], value=None)
-    if chosen is None:
-        gr.Warning("No column looks like review text: pick the text column before scoring.")
-    return gr.Dropdown(choices=columns, value=chosen)
-
-
-def score_upload(
-    scorer: Scorer,
-    upload: str | None,
-    column: str | None,
-    progress=gr.Progress(),  # noqa: B008
-    min_confidence: float | None = None,
-):
-    """Score an uploaded file with the batch scorer's own code; preview, chart and download."""
-    if not upload:
-        raise gr.Error("Upload a CSV, TSV, Parquet or JSONL file first.")
-    if not column:
-        raise gr.Error("Pick the column that holds the review text first.")
-    size_mb = os.path.getsize(upload) / 1e6
-    if size_mb > MAX_UPLOAD_MB:
-        raise gr.Error(
-            f"The file is {size_mb:.0f} MB; the app takes up to {MAX_UPLOAD_MB} MB. Use `score-csv` for larger files."
-        )
-    _clean_old_scratch()
-    scratch = Path(tempfile.mkdtemp(prefix=_SCRATCH_PREFIX))
-    source = scratch / Path(upload).name
-    shutil.copy2(upload, source)
-    progress(0, desc="scoring")
-    try:
-        cfg = BatchConfig(input=str(source), text_column=column, on_bad_lines="report", min_confidence=min_confidence)
-        summary = score_file(cfg, scorer)
-        output = Path(cfg.output)
-    except UserError as error:
-        raise gr.Error(str(error)) from None
-    finally:
-        source.unlink(missing_ok=True)  # the upload copy is not kept; only the scored file is served
-    preview = next(iter(TableReader(str(output), format_of(str(output)), chunk_rows=20)), None)
-    counts = {**summary.labels, "of which uncertain": summary.uncertain, "not scored": summary.skipped}
-    chart = pd.DataFrame({"label": list(counts), "reviews": list(counts.values())})
-    plot = gr.BarPlot(value=chart, x="label", y="reviews", y_lim=[0, int(max(counts.values()) * 1.1) + 1])
-    return preview, plot, str(output), summary.text()
-
-
 def model_facts(scorer: Scorer) -> str:
     manifest = scorer.manifest
     metrics = manifest.get("validation_metrics", {})
     rows = [
         ("model", scorer.folder.name),
-        ("base model", manifest.get("base_model")),
+        ("base model", model_name(manifest.get("base_model", "n/a"))),
         ("quantization", manifest.get("quantization")),
         ("graph optimization", manifest.get("optimization")),
         ("provider in use", scorer.provider),
@@ -204,7 +139,25 @@ def model_facts(scorer: Scorer) -> str:
         ("metrics measured on", metrics.get("measured_on", "n/a")),
         ("exported", manifest.get("created")),
     ]
-    return "| | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return "| about the model | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+def headline(scorer: Scorer) -> str:
+    """What the model is and how good it is, in plain words for a visitor (the technical facts are in the Model tab)."""
+    manifest = scorer.manifest
+    metrics = manifest.get("validation_metrics", {})
+    name = model_name(manifest.get("base_model", "BERT")).split("/")[-1]
+    precision = {"int8": " and compressed to 8-bit integers", "fp16": " and served in half precision"}
+    line = (
+        f"Paste a movie review: {name}, a small language model fine-tuned on movie reviews"
+        f"{precision.get(manifest.get('quantization', 'none'), '')}, says whether it is {scorer.labels[1]} or "
+        f"{scorer.labels[0]} and which words made it think so."
+    )
+    if "accuracy" in metrics and metrics.get("count"):
+        line += (
+            f" It was right on {metrics['accuracy']:.1%} of {metrics['count']:,} reviews it had not seen in training."
+        )
+    return f"# Movie review sentiment\n{line}"
 
 
 def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDENCE) -> gr.Blocks:
@@ -217,7 +170,7 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
         raise UserError(f"the app's --min-confidence must be at least 0 and below 1, not {min_confidence}")
     scorer = scorer or Scorer.load(os.environ.get("SENTIMENT_MODEL") or None)
     with gr.Blocks(title="Movie review sentiment", delete_cache=(900, 3600)) as demo:
-        gr.Markdown(f"# Movie review sentiment\nRunning `{scorer.folder.name}` on **{scorer.provider}**.")
+        gr.Markdown(headline(scorer))
         with gr.Tab("Review"):
             _review_tab(scorer, min_confidence)
         with gr.Tab("Batch"):
@@ -245,50 +198,42 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
             }
 
         gr.api(predict, api_name="predict")
-    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.queue(default_concurrency_limit=2, max_size=QUEUE_MAX_SIZE)
+    _public_api_only(demo)
     return demo
+
+
+# Requests waiting beyond this are turned away ("queue full") instead of piling up on a public app.
+QUEUE_MAX_SIZE = 64
+PUBLIC_API = ("predict", "analyze")
+
+
+def _public_api_only(demo: gr.Blocks) -> None:
+    """Every event but /predict and /analyze is private: the page calls them, API clients and docs do not
+    see them (Gradio would list `/lambda`, `/detect_text_column`, …)."""
+    for fn in demo.fns.values():
+        if fn.api_name not in PUBLIC_API:
+            fn.api_visibility = "private"
 
 
 def _review_tab(scorer: Scorer, min_confidence: float) -> None:
     review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
     submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
     label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
-    note = gr.Markdown(elem_id="note")
+    note = gr.Markdown(label="Note", elem_id="note")
     words = gr.HighlightedText(
         label="What pushed the prediction",
         show_legend=True,
         combine_adjacent=False,
         color_map=strength_colors(scorer.labels),
+        elem_id="words",
     )
-    gr.Examples(EXAMPLES, inputs=review)
+    # Named examples: Gradio renders unnamed ones through a lazily loaded component that, on page load,
+    # throws "Cannot read properties of undefined" once per example in the browser console (gradio 6.17).
+    gr.Examples(EXAMPLES, inputs=review, example_labels=EXAMPLE_LABELS)
     run = lambda text: analyze(scorer, text, min_confidence)  # noqa: E731
     submit.click(run, review, [label, words, note], api_name="analyze")
     review.submit(run, review, [label, words, note])
-
-
-def _batch_tab(scorer: Scorer, min_confidence: float) -> None:
-    upload = gr.File(
-        label=f"Reviews file (CSV, TSV, Parquet, JSON Lines or JSON; up to {MAX_UPLOAD_MB} MB)",
-        file_types=list(FORMATS),
-        type="filepath",
-        elem_id="upload",
-    )
-    column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
-    threshold = gr.Slider(
-        0.0, 0.99, value=min_confidence, step=0.01, label="Mark rows below this confidence as uncertain"
-    )
-    score = gr.Button("Score file", variant="primary", elem_id="score")
-    summary = gr.Markdown(elem_id="summary")
-    chart = gr.BarPlot(x="label", y="reviews", title="Sentiment distribution")
-    preview = gr.Dataframe(label="Preview (first 20 rows)", wrap=True)
-    download = gr.File(label="Scored file", elem_id="download")
-    upload.change(detect_text_column, upload, column)
-    score.click(
-        lambda f, c, t, progress=gr.Progress(): score_upload(scorer, f, c, progress, t),  # noqa: B008
-        [upload, column, threshold],
-        [preview, chart, download, summary],
-        api_name="score_file",
-    )
 
 
 def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, share: bool = False) -> None:
@@ -297,13 +242,36 @@ def launch(demo: gr.Blocks, host: str | None = None, port: int | None = None, sh
     An explicit host or port wins over GRADIO_SERVER_NAME / GRADIO_SERVER_PORT, which win over the defaults.
     """
     host = host or os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1")
-    demo.launch(
-        server_name=host,
-        server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
-        share=share,
-        max_file_size=f"{MAX_UPLOAD_MB}mb",
-        show_error=True,
-    )
+    # Gradio 6.17's request handler names a Starlette constant that Starlette has deprecated: a warning
+    # on every request that no one running the app can act on. Only that warning is silenced.
+    warnings.filterwarnings("ignore", message=r".*HTTP_422_UNPROCESSABLE_ENTITY.* is deprecated", module="gradio")
+    previous = _exit_on_sigterm()
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port or int(os.environ.get("GRADIO_SERVER_PORT", 7860)),
+            share=share,
+            max_file_size=f"{MAX_UPLOAD_MB}mb",
+            show_error=True,
+            css=CSS,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _exit_on_sigterm() -> signal.Handlers | None:
+    """While the app runs, SIGTERM exits normally; returns the handler it replaced, or None.
+
+    Docker, Spaces and `kill` stop the app with SIGTERM, whose default action skips atexit, and with it
+    the removal of the batch tab's scratch folders (batch_tab.remove_scratch). Only from the main thread,
+    and only where no handler is installed already.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    if signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        return None
+    return signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
 
 
 def serve_in_background(

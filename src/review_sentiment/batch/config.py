@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from .encodings import check_encoding
 from .formats import FORMATS, BadLines
 
 
@@ -34,7 +35,11 @@ class BatchConfig:
         default=None, metadata={"help": "format when the extension does not tell"}
     )
     encoding: str = field(
-        default="utf-8-sig", metadata={"help": "input text encoding (utf-8-sig reads UTF-8 with or without a BOM)"}
+        default="auto",
+        metadata={
+            "help": "input text encoding, such as cp1252 or utf-16; auto: told from a BOM, else UTF-8, else "
+            "charset-normalizer on the first 1 MB (cp1252 first among equals), named in the log and the summary"
+        },
     )
     on_bad_lines: BadLines = field(
         default="error",
@@ -77,6 +82,7 @@ class BatchConfig:
             raise UserError("--min-confidence must be between 0 and 1 (a share, such as 0.8)")
         if self.batch_size < 1 or self.chunk_rows < 1:
             raise UserError("--batch-size and --chunk-rows must be positive")
+        check_encoding(self.encoding)
         if self.resume and "-" in (self.input, self.output):
             raise UserError("--resume needs an input file and an output file (stdin cannot be read again)")
 

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import codecs
+import logging
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from ..errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class UndecodableInput(UserError):
+    """Bytes not valid in the input's `encoding` at `offset` (both None: no encoding could be told).
+
+    The app words its own message from these: the command line's advice (--encoding) is not for a visitor.
+    """
+
+    def __init__(self, message: str, encoding: str | None = None, offset: int | None = None) -> None:
+        super().__init__(message)
+        self.encoding, self.offset = encoding, offset
 
 
 @dataclass
@@ -24,27 +38,64 @@ class DecodedLines:
     otherwise at \\n only (JSON Lines).
     """
 
-    def __init__(self, stream: BinaryIO, encoding: str, universal: bool = True, block: int = 1 << 20) -> None:
+    def __init__(
+        self,
+        stream: BinaryIO,
+        encoding: str,
+        universal: bool = True,
+        block: int = 1 << 20,
+        fallback: str | None = None,
+        detected: bool = False,
+    ) -> None:
         try:
             self._decoder = codecs.getincrementaldecoder(encoding)(errors="strict")
         except LookupError as error:
             raise UserError(f"unknown encoding {encoding!r}") from error
-        self.encoding = encoding
+        self.encoding, self.detected = encoding, detected
+        # `fallback`: read on in it at the first undecodable byte, if every byte before that was ASCII.
+        self.fallback, self.switched_at = fallback, None
         self.stream, self.block = stream, block
         self._end = re.compile(r"\r\n|\r|\n" if universal else r"\n")
         self.bytes_read = 0
 
+    def describe(self) -> str:
+        """The encoding as logs and summaries name it: "cp1252 (detected)", "latin-1"."""
+        if self.switched_at is not None:
+            return f"{self.encoding} (detected at byte {self.switched_at}; ASCII before it)"
+        return f"{self.encoding} (detected)" if self.detected else self.encoding
+
     def _decode(self, data: bytes) -> str:
+        # The decoder may hold the start of a character from the last block: error positions count from it.
+        held = len(self._decoder.getstate()[0])
         try:
-            return self._decoder.decode(data, final=not data)
+            text = self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
-            offset = self.bytes_read + error.start
+            offset = self.bytes_read - held + error.start
+            if self.fallback and data[: error.start].isascii():
+                return self._switch(data, offset)
             hint = "for example latin-1 or cp1252"
             if offset < 2 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
                 hint = "it starts like UTF-16: --encoding utf-16"
-            raise UserError(
-                f"input is not valid {self.encoding} at byte offset {offset}; pass its encoding with --encoding ({hint})"
+            how = " (detected from the start of the file)" if self.detected else ""
+            raise UndecodableInput(
+                f"input is not valid {self.encoding}{how} at byte offset {offset}; pass its encoding with "
+                f"--encoding ({hint})",
+                self.encoding,
+                offset,
             ) from error
+        if self.fallback and not data.isascii():
+            self.fallback = None  # beyond ASCII and valid: this is the file's encoding, no switching now
+        return text
+
+    def _switch(self, data: bytes, offset: int) -> str:
+        # Every byte before this block was ASCII (else `fallback` is None), and ASCII reads the same in
+        # the fallback: nothing decoded so far changes, so reading on in it loses or alters nothing.
+        log.warning(
+            "byte %d is not %s, and all before it was ASCII: reading on as %s", offset, self.encoding, self.fallback
+        )
+        self.encoding, self.fallback, self.switched_at = self.fallback, None, offset
+        self._decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
+        return self._decode(data)
 
     def __iter__(self) -> Iterator[str]:
         pending, scanned = "", 0

@@ -7,7 +7,8 @@ import json
 import logging
 import sys
 import time
-from dataclasses import asdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -23,6 +24,18 @@ from .tables import TableReader
 from .writers import empty_frame, output_schema, write_rows
 
 log = logging.getLogger(__name__)
+# Called after each chunk with the rows done so far (read and scored, or found done by --resume).
+Progress = Callable[[int], object]
+
+
+@dataclass
+class FileSummary(Summary):
+    """A score-csv run's summary, naming the text encoding the input was read in."""
+
+    encoding: str = ""  # "cp1252 (detected)", "latin-1"; empty for Parquet
+
+    def text(self) -> str:
+        return super().text() + (f"; read as {self.encoding}" if self.encoding else "")
 
 
 def _fingerprint(cfg: BatchConfig) -> str:
@@ -33,10 +46,11 @@ def _fingerprint(cfg: BatchConfig) -> str:
     ).hexdigest()
 
 
-def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
+def score_file(cfg: BatchConfig, scorer: Scorer | None = None, progress: Progress | None = None) -> Summary:
     """Score `cfg.input` chunk by chunk into `cfg.output`; finished chunks survive an interruption.
 
-    `cfg.engine == "ray"` hands the whole run to the Ray engine (the [ray] extra).
+    `progress` is called with the rows done after each chunk. `cfg.engine == "ray"` hands the whole run to
+    the Ray engine (the [ray] extra).
     """
     if cfg.engine == "ray":
         require("ray", "--engine ray")
@@ -57,7 +71,7 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
     # The model loads before any output is touched: a model or provider error changes nothing on disk.
     scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads, max_batch=cfg.batch_size)
     if to_stdout:
-        return _score_chunks(cfg, scorer, reader, None)
+        return _score_chunks(cfg, scorer, reader, None, progress)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -66,14 +80,16 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None) -> Summary:
         parts = Parts(output, out_fmt)
         parts.start(cfg.resume, cfg.overwrite, None if cfg.input == "-" else _fingerprint(cfg))
         try:
-            return _score_chunks(cfg, scorer, reader, parts)
+            return _score_chunks(cfg, scorer, reader, parts, progress)
         except BaseException:
             parts.abandon()
             raise
 
 
-def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None) -> Summary:
-    summary = Summary(
+def _score_chunks(
+    cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None, progress: Progress | None
+) -> FileSummary:
+    summary = FileSummary(
         provider=scorer.provider,
         model=str(scorer.folder),
         output=cfg.output,
@@ -90,6 +106,8 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
                 detect_column(frame, (), "label", cfg.label_column)  # a missing column is an error, now
             names = result_names([str(c) for c in frame.columns])
             schema = output_schema(reader.schema, names)
+            if reader.encoding_used:
+                log.info("reading %s as %s", "stdin" if cfg.input == "-" else cfg.input, reader.encoding_used)
         count = index + 1
         if parts and (done := parts.done(index)):
             summary.record(done)
@@ -106,6 +124,8 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
                 sys.stdout.flush()
         bar.update(reader.bytes_read - bar.n) if reader.total_bytes else bar.update(len(frame))
         bar.set_postfix(rows=summary.rows, rev_s=f"{summary.scored_now / max(time.monotonic() - started, 1e-9):.1f}")
+        if progress:
+            progress(summary.rows)
     bar.close()
     if count == 0:  # no rows: the output still has the input's columns and ours
         schema = output_schema(reader.schema, result_names(reader.columns))
@@ -117,6 +137,7 @@ def _score_chunks(cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: 
     if parts:
         parts.join(count, schema)
     summary.bad_lines = reader.bad_count
+    summary.encoding = reader.encoding_used  # final: "auto" may have moved on from ASCII to cp1252
     summary.seconds = time.monotonic() - started
     _log_bad_lines(reader, cfg.on_bad_lines)
     if summary.rows and not summary.scored:

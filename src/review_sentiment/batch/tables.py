@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import UserError
+from .encodings import AUTO, SAMPLE_BYTES, Detected, Replay, detect_encoding
 from .formats import BadLines
 from .json_rows import arrow_type, json_array, json_kind, json_lines
 from .lines import BadLine, CountedLines, DecodedLines
@@ -54,7 +55,7 @@ class TableReader:
         source: str,
         fmt: str,
         chunk_rows: int,
-        encoding: str = "utf-8-sig",
+        encoding: str = AUTO,
         on_bad_lines: BadLines = "error",
         stdin: BinaryIO | None = None,
     ) -> None:
@@ -67,6 +68,7 @@ class TableReader:
         self.columns: list[str] = []
         self.schema: pa.Schema | None = None
         self._lines: DecodedLines | None = None
+        self._detected: Detected | None = None  # what "auto" found (once: JSON is read twice)
         self._spooled: Path | None = None
         if source != "-" and not Path(source).is_file():
             raise UserError(f"input file not found: {source}")
@@ -75,6 +77,42 @@ class TableReader:
     @property
     def bytes_read(self) -> int:
         return self._lines.bytes_read if self._lines else 0
+
+    @property
+    def encoding_used(self) -> str:
+        """How the text was decoded ("cp1252 (detected)", "latin-1"), once reading started; "" for Parquet."""
+        return self._lines.describe() if self._lines else ""
+
+    def count_rows(self, limit: int | None = None) -> int:
+        """The rows this reader yields (Parquet: from its metadata), counting no further than past `limit`.
+
+        Read with a fresh reader: it counts by reading, so a cap is checked before any row is scored.
+        """
+        if self.fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            with self._open() as handle:
+                try:
+                    return pq.ParquetFile(handle).metadata.num_rows
+                except Exception as error:
+                    raise UserError(f"could not read {self.source} as Parquet: {error}") from error
+        rows = 0
+        for frame in self:
+            rows += len(frame)
+            if limit is not None and rows > limit:
+                break
+        return rows
+
+    def _decoded(self, handle: BinaryIO, universal: bool) -> DecodedLines:
+        """Lines of `handle` in the given encoding, or, for "auto", in the one its first bytes show."""
+        if self.encoding != AUTO:
+            return DecodedLines(handle, self.encoding, universal)
+        if self._detected is None:
+            sample = handle.read(SAMPLE_BYTES)  # bounded: a huge file is not read twice
+            self._detected = detect_encoding(sample, complete=len(sample) < SAMPLE_BYTES)
+            handle = Replay(sample, handle)
+        found = self._detected
+        return DecodedLines(handle, found.encoding, universal, fallback=found.fallback, detected=True)
 
     def _open(self) -> BinaryIO:
         if self.source != "-":
@@ -137,7 +175,7 @@ class TableReader:
     def _delimited(self) -> Iterator[pd.DataFrame]:
         handle = self._open()
         try:
-            self._lines = DecodedLines(handle, self.encoding, universal=True)
+            self._lines = self._decoded(handle, universal=True)
             yield from self._records(CountedLines(self._lines))
         finally:
             if handle is not self.stdin:
@@ -202,7 +240,7 @@ class TableReader:
         """(line or item number, record or None, reason) for each record of the file."""
         handle = self._open()
         try:
-            self._lines = DecodedLines(handle, self.encoding, universal=False)
+            self._lines = self._decoded(handle, universal=False)
             if self.fmt == "jsonl":
                 yield from json_lines(self._lines)
             else:

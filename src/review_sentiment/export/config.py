@@ -77,6 +77,10 @@ class ExportConfig:
             raise UserError("--calibration-samples must be at least 1")
         if self.quantize == "fp16" and self.optimize == "none":
             self.optimize = "O2"  # ONNX Runtime's fp16 conversion runs inside its transformer optimizer
+        if self.quantize == "fp16" and self.optimize == "O1":
+            # O1 is ONNX Runtime's offline optimizer alone, which fp16 exports skip (it would tune the graph
+            # for this machine's provider, not the GPU's): the fp16 graph would not be optimized at all.
+            raise UserError("--quantize fp16 is fused with --optimize O2 (default) or O3, not O1")
 
 
 def cpu_int8_target() -> str:

@@ -122,14 +122,23 @@ def _base_manifest(cfg: ExportConfig, training: dict, raw_file: Path) -> dict:
     }
 
 
-def _check_parity(merged: Path, fp32: Scorer) -> float:
-    """fp32 ONNX against the merged PyTorch model on the fixed probes; more than 1e-4 apart is a failed export."""
+def _check_parity(merged: Path, fp32: Scorer) -> dict:
+    """fp32 ONNX against the merged PyTorch model on the fixed probes; more than 1e-4 apart is a failed export.
+
+    The fp32 probe logits are kept in the manifest: `--check` compares the served variant with them on a
+    machine where the PyTorch model is not (the GPU box an fp16 export is served on).
+    """
     torch_logits = torch_reference_logits(merged, fp32, list(PROBES))
-    parity = float(np.abs(fp32.logits(list(PROBES)) - torch_logits).max())
+    probe_logits = fp32.logits(list(PROBES))
+    parity = float(np.abs(probe_logits - torch_logits).max())
     if parity > 1e-4:
         raise UserError(f"export failed verification: ONNX fp32 logits differ from PyTorch by {parity:.2e} (> 1e-4)")
     log.info("fp32 ONNX matches PyTorch: max |Δlogit| %.2e on %d probe reviews", parity, len(PROBES))
-    return parity
+    return {
+        "fp32_vs_pytorch_max_abs_logit_diff": parity,
+        "fp32_vs_pytorch_provider": fp32.provider,
+        "fp32_probe_logits": probe_logits.tolist(),
+    }
 
 
 def _variant(
@@ -187,7 +196,7 @@ def _calibration(folder: Path, texts: list[str], labels, cleaned: bool) -> dict:
         log.warning("the model is not calibrated: %s", reason)
         return {"temperature": 1.0, "calibration": {"temperature": 1.0, "applied": False, "reason": reason}}
     scorer = Scorer.load(folder, provider="cpu", verify_checksum=False, calibrated=False)
-    result = calibrate(scorer.logits(texts, cleaned=cleaned), labels)
+    result = {**calibrate(scorer.logits(texts, cleaned=cleaned), labels), "provider": scorer.provider}
     if result["applied"]:
         log.info(
             "temperature %.3f: ECE %.4f → %.4f, Brier %.4f → %.4f (%s)",
@@ -200,12 +209,11 @@ def _calibration(folder: Path, texts: list[str], labels, cleaned: bool) -> dict:
 
 
 def _finish_folder(
-    final_dir: Path, merged: Path, manifest: dict, rows: list[dict], training: dict, labels, parity: float
+    final_dir: Path, merged: Path, manifest: dict, rows: list[dict], training: dict, labels, parity: dict
 ) -> None:
     """The served variant's manifest (with the export check and its validation metrics) and model card."""
     manifest["export_check"] = {
-        "fp32_vs_pytorch_max_abs_logit_diff": parity,
-        "fp32_vs_pytorch_provider": "CPUExecutionProvider",
+        **parity,
         "variants": rows,
         "validation_sample": len(labels) if labels is not None else 0,
     }
@@ -220,25 +228,41 @@ def _finish_folder(
 
 
 def check(folder: Path) -> dict:
-    """Re-verify an exported folder: checksum, manifest, and agreement with its source PyTorch model."""
+    """Re-verify an exported folder: checksum, manifest, and agreement with its source PyTorch model, or,
+    where that model is not on this machine, with the fp32 ONNX logits the export recorded."""
     scorer = Scorer.load(folder, provider="cpu", calibrated=False)
     manifest = scorer.manifest
-    row = measure(folder, list(PROBES), None, None)
-    source = Path(manifest.get("source_model", ""))
-    if source.is_dir():
-        scratch = Path(tempfile.mkdtemp(prefix=".check-"))
-        try:
-            reference = torch_reference_logits(merged_folder(source, scratch), scorer, list(PROBES))
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
-        row = measure(folder, list(PROBES), None, reference)
+    reference, against = _check_reference(folder, scorer)
+    row = measure(folder, list(PROBES), None, reference)
+    if reference is None:
+        message = (
+            "checked integrity and scoring only: the source model is not here and the export recorded no probe logits"
+        )
+        if manifest["quantization"] == "fp16":
+            raise UserError(f"an fp16 export must be compared with fp32, but {message}; re-export it")
+        log.warning(message)
+    else:
         check_fp16(row)
         exact = manifest["quantization"] == "none" and manifest["optimization"] == "none"
         if exact and row["max_abs_logit_diff"] > 1e-4:
             raise UserError(
-                f"check failed: ONNX logits differ from {source} by {row['max_abs_logit_diff']:.2e} (> 1e-4)"
+                f"check failed: ONNX logits differ from {against} by {row['max_abs_logit_diff']:.2e} (> 1e-4)"
             )
-    else:
-        log.info("source model %s is not here: checked integrity and scoring only", source)
+        log.info("compared with %s on %d probe reviews", against, len(PROBES))
     print(format_table([row]))
     return row
+
+
+def _check_reference(folder: Path, scorer: Scorer) -> tuple[np.ndarray | None, str]:
+    """What `check` compares with: the source PyTorch model when it is here, else the recorded fp32 logits."""
+    source = Path(scorer.manifest.get("source_model", ""))
+    if source.is_dir():
+        scratch = Path(tempfile.mkdtemp(prefix=".check-"))
+        try:
+            return torch_reference_logits(merged_folder(source, scratch), scorer, list(PROBES)), str(source)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+    recorded = scorer.manifest.get("export_check", {}).get("fp32_probe_logits")
+    if recorded is not None and len(recorded) == len(PROBES):
+        return np.asarray(recorded, dtype=np.float32), "the fp32 ONNX logits recorded at export"
+    return None, ""

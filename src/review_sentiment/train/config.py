@@ -3,7 +3,7 @@ the command-line parser is built from them without importing PyTorch."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
@@ -12,6 +12,9 @@ from ..text import TextSpec, Truncation
 
 # Options that may change between a run and its --resume without changing the result.
 RESUME_FREE = {"resume", "overwrite", "time_limit", "stop_after_steps", "device", "log_every"}
+# A progress line at least this often, whatever --log-every says: on a CPU one step of a BERT-base can
+# take seconds, and 20 steps of silence look like a hang.
+LOG_SECONDS = 5.0
 
 
 @dataclass
@@ -67,8 +70,9 @@ class TrainConfig:
     deterministic: bool = field(
         default=False,
         metadata={
-            "help": "deterministic CUDA kernels (slower), so a --resume on CUDA ends bit-exact like an uninterrupted "
-            "run; CPU runs are deterministic already"
+            "help": "deterministic CUDA kernels, so a --resume on CUDA ends bit-exact like an uninterrupted run; "
+            "give it to the first run and again to every --resume of it (a resume keeps the first run's options). "
+            "Slower on CUDA; no effect on CPU, where runs are exact already"
         },
     )
     resume: bool = field(default=False, metadata={"help": "continue from the output folder's last checkpoint"})
@@ -79,7 +83,13 @@ class TrainConfig:
     stop_after_steps: int | None = field(
         default=None, metadata={"help": "optimizer steps; then finish like --time-limit"}
     )
-    log_every: int = field(default=20, metadata={"help": "log training loss every N optimizer steps"})
+    log_every: int = field(
+        default=20,
+        metadata={
+            "help": f"log training loss every N optimizer steps, and at the first step and after every "
+            f"{LOG_SECONDS:g} s of training, whichever comes first"
+        },
+    )
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
@@ -108,7 +118,27 @@ class TrainConfig:
             raise UserError(str(error)) from error
 
     def to_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in asdict(self).items()}
+        """The options as a checkpoint's state.json records them (paths as strings)."""
+        return {k: _plain(v) for k, v in asdict(self).items()}
+
+    @classmethod
+    def defaults(cls) -> dict:
+        """Each option's default, as `to_dict` writes it (an option without a default is left out).
+
+        A checkpoint written before an option existed ran with the behaviour the option's default keeps,
+        so an option added later must default to what the code did without it.
+        """
+        found = {}
+        for option in fields(cls):
+            if option.default is not MISSING:
+                found[option.name] = _plain(option.default)
+            elif option.default_factory is not MISSING:
+                found[option.name] = _plain(option.default_factory())
+        return found
+
+
+def _plain(value: object) -> object:
+    return str(value) if isinstance(value, Path) else value
 
 
 @dataclass

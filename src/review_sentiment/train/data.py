@@ -1,8 +1,13 @@
-"""Loading labelled reviews from the Hub or local files, cleaning them, and splitting them."""
+"""Loading labelled reviews from the Hub or local files, cleaning them, and splitting them; and the check,
+before any Hub download, that the Hub can be reached (shared with the base model's loading)."""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +21,10 @@ from ..text import LABELS, clean_text
 log = logging.getLogger(__name__)
 
 HUB_ALIASES = {"imdb": "stanfordnlp/imdb"}
+# One request, no retry: the libraries' own five retries with backoff take about 30 s per file to fail.
+HUB_PROBE_SECONDS = 2.0
+DATA_ADVICE = "pass a local CSV/TSV/Parquet/JSONL file or aclImdb folder instead (--dataset reviews.csv)"
+_OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
 LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "target")
 _LABEL_WORDS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
 READERS = {
@@ -105,17 +114,118 @@ def read_table(path: Path) -> pd.DataFrame:
         raise UserError(f"could not read {path}: {str(error).splitlines()[0]}") from error
 
 
+def hub_offline() -> bool:
+    """Whether HF_HUB_OFFLINE (or the older HF_DATASETS_OFFLINE, TRANSFORMERS_OFFLINE) asks for no network call."""
+    from huggingface_hub import constants
+
+    # The environment is read too: huggingface_hub reads it once, when it is first imported.
+    switched = any(os.environ.get(name, "").upper() in {"1", "ON", "YES", "TRUE"} for name in _OFFLINE_SWITCHES)
+    return bool(constants.HF_HUB_OFFLINE) or switched
+
+
+def hub_endpoint() -> str:
+    """The Hub's address as huggingface_hub uses it (HF_ENDPOINT, else https://huggingface.co)."""
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def hub_reachable(timeout: float) -> bool:
+    """Whether the Hub endpoint answers one HEAD request within about `timeout` seconds (no retry).
+
+    The request goes through huggingface_hub's own session, so its proxy and certificate settings apply.
+    It runs in a daemon thread that is waited for at most `timeout` (plus a margin): a DNS lookup that
+    hangs ignores the request's own timeout.
+    """
+    from huggingface_hub.utils import get_session
+
+    answered = threading.Event()
+
+    def probe() -> None:
+        try:
+            # A 5xx is the Hub down: the libraries would retry it like a missing network.
+            if get_session().head(hub_endpoint(), timeout=timeout).status_code < 500:
+                answered.set()
+        except Exception:  # any failure to get an answer is what "unreachable" means here
+            pass
+
+    threading.Thread(target=probe, name="hub-probe", daemon=True).start()
+    return answered.wait(timeout + 0.5)
+
+
+def hub_access(what: str, cached: bool, advice: str) -> bool:
+    """Whether `what` (a model or dataset named by Hub id) is to be loaded from the local cache only.
+
+    Decided before any library call, so that a machine without network fails in a second with one line
+    (a UserError naming `what`, the reason and `advice`) instead of after the libraries' retries: with
+    HF_HUB_OFFLINE set, the cache alone; else one short probe of the Hub, and the cache when it fails.
+    """
+    if hub_offline():
+        if cached:
+            return True
+        reason = "HF_HUB_OFFLINE is set"
+    elif hub_reachable(timeout=HUB_PROBE_SECONDS):
+        return False
+    elif cached:
+        log.info("the Hugging Face Hub (%s) is unreachable: using the cached copy of %s", hub_endpoint(), what)
+        return True
+    else:
+        reason = f"{hub_endpoint()} is unreachable (no network?)"
+    raise UserError(
+        f"{what} could not be fetched from the Hugging Face Hub: {reason}, and it is not in the local cache; {advice}"
+    )
+
+
+def _dataset_cached(repo: str) -> bool:
+    """Whether `datasets` prepared `repo` here before: the folder its offline mode reads."""
+    from datasets import config
+    from datasets.naming import camelcase_to_snakecase
+
+    *owner, name = repo.split("/")
+    folder = Path(config.HF_DATASETS_CACHE) / "___".join([*owner, camelcase_to_snakecase(name)])
+    return any(path.is_dir() for path in folder.glob("*/*/*"))
+
+
+@contextmanager
+def _datasets_cache_only(enabled: bool) -> Iterator[None]:
+    """With `enabled`: datasets' offline switch for the calls inside, so it reads its cache without trying
+    the network, and its "using the latest cached version" warning left out (`hub_access` said so)."""
+    if not enabled:
+        yield
+        return
+    from datasets import config
+
+    library_log = logging.getLogger("datasets")
+    saved = config.HF_HUB_OFFLINE, library_log.level
+    config.HF_HUB_OFFLINE = True
+    library_log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        config.HF_HUB_OFFLINE = saved[0]
+        library_log.setLevel(saved[1])
+
+
 def read_hub(name: str, split: str) -> pd.DataFrame:
-    """A Hub dataset split as a frame (`imdb` means stanfordnlp/imdb)."""
-    from datasets import load_dataset
+    """A Hub dataset split as a frame (`imdb` means stanfordnlp/imdb); fails fast without network."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     repo = HUB_ALIASES.get(name, name)
     try:
-        return load_dataset(repo, split=split).to_pandas()
+        validate_repo_id(repo)
+    except HFValidationError as error:
+        raise UserError(f"dataset {name!r} is neither a local file or folder nor a Hub dataset id") from error
+    cache_only = hub_access(f"dataset {name!r}", _dataset_cached(repo), DATA_ADVICE)
+    from datasets import load_dataset
+
+    try:
+        with _datasets_cache_only(cache_only):
+            return load_dataset(repo, split=split).to_pandas()
     except Exception as error:
+        first = str(error).splitlines()[0] if str(error) else ""
         raise UserError(
-            f"could not load dataset {repo!r} from the Hugging Face Hub ({type(error).__name__}); "
-            "offline, pass a local CSV/Parquet/JSONL file or aclImdb folder instead"
+            f"could not load dataset {repo!r} from the Hugging Face Hub ({type(error).__name__}: {first}); "
+            + DATA_ADVICE
         ) from error
 
 

@@ -13,7 +13,7 @@ import torch
 
 from .. import __version__
 from ..calibration import calibrate, cross_fitted
-from ..card import write_model_card
+from ..card import training_card_metrics, write_model_card
 from ..errors import UserError
 from ..manifest import TRAINING_MANIFEST
 from ..metrics import cross_entropy
@@ -60,9 +60,9 @@ def finish(run: Run, state: TrainState) -> Path:
     manifest = _manifest(run, metrics)
     (cfg.output / "adapter" / TRAINING_MANIFEST).write_text(json.dumps(manifest, indent=2))
     save_merged(merged, run.tokenizer, cfg.output / "merged", manifest)
-    card_metrics = {**manifest["metrics"], "measured_on": f"fp32 PyTorch, all {len(run.val_set)} validation reviews"}
-    for folder in (cfg.output, cfg.output / "merged"):
-        write_model_card(folder / "README.md", manifest, "transformers", card_metrics)
+    # adapter/README.md replaces the boilerplate peft wrote, which names the base by this machine's path.
+    for folder, kind in ((cfg.output, "run"), (cfg.output / "merged", "merged"), (cfg.output / "adapter", "adapter")):
+        write_model_card(folder / "README.md", manifest, kind, training_card_metrics(manifest))
     log.info(
         "validation accuracy %.4f (macro F1 %.4f, ROC-AUC %.4f); %.1f reviews/s on %s; wrote %s",
         metrics["accuracy"], metrics["macro_f1"], metrics["roc_auc"],

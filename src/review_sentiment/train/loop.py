@@ -23,7 +23,7 @@ from ..errors import UserError
 from ..metrics import cross_entropy
 from ..scoring import predicted_classes, probabilities
 from .checkpoint import Stopper, trainable_state
-from .config import TrainConfig
+from .config import LOG_SECONDS, TrainConfig
 from .finish import finish
 from .modeling import predict_logits, to_tensors
 from .prepare import deterministic_kernels, prepare_output, resume, setup
@@ -39,7 +39,7 @@ class Meter:
     loss: float = 0.0
     reviews: int = 0
     steps: int = 0
-    clock: float = field(default_factory=time.monotonic)
+    clock: float = field(default_factory=lambda: time.monotonic())  # looked up at each call: tests fake it
 
 
 def train(cfg: TrainConfig) -> Path:
@@ -49,7 +49,16 @@ def train(cfg: TrainConfig) -> Path:
     with deterministic_kernels(cfg.deterministic):
         random.seed(cfg.seed)
         torch.manual_seed(cfg.seed)
+        log.info(
+            "preparing: reading %s, loading %s, tokenizing the reviews (up to %d tokens each)",
+            cfg.dataset, cfg.base_model, cfg.max_length,
+        )  # fmt: skip
+        started = time.monotonic()
         run = setup(cfg)
+        log.info(
+            "ready in %.1f s: %d training and %d validation reviews tokenized; %d optimizer steps in all",
+            time.monotonic() - started, len(run.train_ids), len(run.val_ids), run.total_steps,
+        )  # fmt: skip
         state = resume(run) if cfg.resume else TrainState(amp_dtype=dtype_name(run.amp_dtype), config=cfg.to_dict())
         with (cfg.output / "history.jsonl").open("a") as history:
             _loop(run, state, history)
@@ -65,6 +74,7 @@ def _loop(run: Run, state: TrainState, history) -> None:
     tty = sys.stderr.isatty()
     bar = tqdm(total=run.total_steps, initial=state.step, desc="training", unit="step", disable=not tty)
     lengths = np.array([len(s) for s in run.train_ids])
+    first_step = state.step + 1
     meter = Meter()
     run.model.train()
     with Stopper() as stopper:
@@ -81,7 +91,7 @@ def _loop(run: Run, state: TrainState, history) -> None:
                 )
                 meter.reviews, meter.steps = meter.reviews + reviews, meter.steps + 1
                 bar.update(1)
-                if state.step % cfg.log_every == 0 or state.step == run.total_steps:
+                if _log_due(run, state, meter, first_step):
                     meter = _log_progress(run, state, meter, history, bar, tty)
                 epoch_end = state.batch >= len(batches)
                 if (cfg.eval_every and state.step % cfg.eval_every == 0) or epoch_end or state.step == run.total_steps:
@@ -114,6 +124,16 @@ def _optimizer_step(run: Run, group: list[np.ndarray]) -> float:
     run.optimizer.zero_grad(set_to_none=True)
     run.scheduler.step()
     return total
+
+
+def _log_due(run: Run, state: TrainState, meter: Meter, first_step: int) -> bool:
+    """A progress line now: every --log-every steps, at the run's first and last step (the first says at
+    once how fast it goes), and after LOG_SECONDS of training since the last line, whichever comes first."""
+    return (
+        state.step % run.cfg.log_every == 0
+        or state.step in (first_step, run.total_steps)
+        or time.monotonic() - meter.clock >= LOG_SECONDS
+    )
 
 
 def _log_progress(run: Run, state: TrainState, meter: Meter, history, bar, tty: bool) -> Meter:

@@ -11,12 +11,15 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from huggingface_hub import try_to_load_from_cache
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel
 
 from ..errors import UserError
 from ..manifest import TRAINING_MANIFEST as MANIFEST
 from ..text import LABELS, pad_batch
+from .data import hub_access
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +44,54 @@ def resolve_base_model(name: str) -> str:
     return name
 
 
+MODEL_ADVICE = "pass a local model folder, or --base-model minilm for the bundled offline MiniLM"
+
+
+def base_model_source(name: str) -> tuple[str, bool]:
+    """Where to load base model `name` from: (local folder or Hub id, whether from the local cache only).
+
+    A Hub id is checked before transformers sees it (see `hub_access`): without network it fails in a
+    second, in one line, where transformers would retry each file for about half a minute first.
+    """
+    resolved = resolve_base_model(name)
+    if Path(resolved).exists():
+        return resolved, False
+    try:
+        validate_repo_id(resolved)
+    except HFValidationError as error:
+        raise UserError(f"base model {name!r} is neither a local folder nor a Hub model id; {MODEL_ADVICE}") from error
+    cached = isinstance(try_to_load_from_cache(resolved, "config.json"), str)
+    return resolved, hub_access(f"base model {name!r}", cached, MODEL_ADVICE)
+
+
 def _load_error(name: str, error: Exception) -> UserError:
-    if Path(name).exists():
-        return UserError(f"could not load a model from {name}: {str(error).splitlines()[0]}")
-    return UserError(
-        f"base model {name!r} is not a local folder and could not be fetched from the Hugging Face Hub "
-        "(the Hub is unreachable or the id is wrong); pass a local model folder, or --base-model minilm "
-        "for the bundled offline MiniLM"
-    )
+    first = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if Path(resolve_base_model(name)).exists():
+        return UserError(f"could not load a model from {name}: {first}")
+    return UserError(f"base model {name!r} could not be fetched from the Hugging Face Hub ({first}); {MODEL_ADVICE}")
 
 
 def load_tokenizer(name: str):
+    """The fast tokenizer of base model `name` (a folder, a Hub id, or `minilm`)."""
+    source, cache_only = base_model_source(name)
+    log.info("loading the tokenizer of %s", name)
     try:
-        return AutoTokenizer.from_pretrained(resolve_base_model(name), use_fast=True)
+        return AutoTokenizer.from_pretrained(source, use_fast=True, local_files_only=cache_only)
     except (OSError, ValueError) as error:
         raise _load_error(name, error) from error
 
 
 def load_classifier(name: str) -> PreTrainedModel:
     """A two-label sequence classifier from a base checkpoint, labels named negative/positive."""
+    source, cache_only = base_model_source(name)
+    log.info("loading the weights of %s", name)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
-            resolve_base_model(name),
+            source,
             num_labels=2,
             id2label=dict(enumerate(LABELS)),
             label2id={label: i for i, label in enumerate(LABELS)},
+            local_files_only=cache_only,
         )
     except (OSError, ValueError) as error:
         raise _load_error(name, error) from error

@@ -26,16 +26,13 @@ log = logging.getLogger(__name__)
 
 
 def prepare_output(cfg: TrainConfig) -> None:
+    """Make the output folder ready: checked against its checkpoint for --resume, else new (or replaced)."""
     has_checkpoint = recover_checkpoint(cfg.output / "checkpoint")
     if cfg.resume:
         if not has_checkpoint:
             raise UserError(f"--resume: no checkpoint in {cfg.output}/checkpoint to resume from")
         saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text())["config"]
-        changed = [
-            f"{k} ({saved.get(k)!r} → {v!r})"
-            for k, v in cfg.to_dict().items()
-            if k not in RESUME_FREE and saved.get(k) != v
-        ]
+        changed = _changed_options(saved, cfg.to_dict())
         if changed:
             raise UserError("--resume needs the options of the first run; changed: " + ", ".join(changed))
         return
@@ -46,6 +43,22 @@ def prepare_output(cfg: TrainConfig) -> None:
             )
         shutil.rmtree(cfg.output)
     cfg.output.mkdir(parents=True, exist_ok=True)
+
+
+def _changed_options(saved: dict, current: dict) -> list[str]:
+    """The options, outside RESUME_FREE, whose value differs from the first run's, as `name (old → new)`.
+
+    An option missing from `saved` was added after the checkpoint was written: that run had its default.
+    """
+    defaults = TrainConfig.defaults()
+    changed = []
+    for name, value in current.items():
+        recorded = name in saved
+        before = saved[name] if recorded else defaults.get(name)
+        if name not in RESUME_FREE and before != value:
+            note = "" if recorded else "not recorded, so its default "
+            changed.append(f"{name} ({note}{before!r} → {value!r})")
+    return changed
 
 
 def resume(run: Run) -> TrainState:
@@ -93,8 +106,20 @@ def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         # including_emulation=False: by default torch counts the emulated bf16 of a T4 or V100 as
         # supported, and fp16 with loss scaling is the fast path there.
         return torch.bfloat16 if torch.cuda.is_bf16_supported(including_emulation=False) else torch.float16
-    native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    return torch.bfloat16 if native else None
+    return torch.bfloat16 if _cpu_has_native_bf16() else None
+
+
+def _cpu_has_native_bf16() -> bool:
+    return torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
+
+
+def _unrecorded_autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
+    """What `--precision` resolved to in the code that wrote checkpoints without their dtype: its `auto` took
+    bf16 on any GPU where torch counts bf16 as supported, emulation included (a T4 or V100 trained in
+    emulated bf16, not fp16); its CPU rule and explicit dtypes were those of `autocast_dtype`."""
+    if precision == "auto" and device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return autocast_dtype(device, precision)
 
 
 def loss_scaler(device: torch.device, amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
@@ -105,24 +130,17 @@ def loss_scaler(device: torch.device, amp_dtype: torch.dtype | None) -> torch.am
 def _resumed_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
     """The dtype the run started with, checked against this device: --resume never changes precision."""
     saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text()).get("amp_dtype")
-    if saved is None:  # a checkpoint written before the dtype was recorded
-        dtype = autocast_dtype(device, cfg.precision)
-        log.warning("the checkpoint does not record its precision: resuming in %s on %s", dtype_name(dtype), device)
+    if saved is None:  # a checkpoint written before the dtype was recorded: resolved as its code did
+        dtype = _unrecorded_autocast_dtype(device, cfg.precision)
+        _check_resumable(dtype, device)
+        log.warning(
+            "the checkpoint does not record its precision: resuming in %s, what the version that wrote it chose "
+            "for --precision %s on %s (a run that started on another device may have trained in another one)",
+            dtype_name(dtype), cfg.precision, device,
+        )  # fmt: skip
         return dtype
     dtype = None if saved == "float32" else getattr(torch, saved)
-    on_cuda = device.type == "cuda"
-    if dtype == torch.float16 and not on_cuda:
-        raise UserError(
-            f"this run trained in float16 (with loss scaling), which needs CUDA; it cannot continue on {device}: "
-            "resume it on a GPU (--device cuda) or start a new run"
-        )
-    if dtype == torch.bfloat16 and on_cuda and not torch.cuda.is_bf16_supported():
-        raise UserError(
-            "this run trained in bfloat16, which this GPU cannot run; resume it on a GPU with bf16 "
-            "(compute capability 8.0+) or on CPU (--device cpu)"
-        )
-    if dtype == torch.bfloat16 and on_cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
-        log.warning("this GPU emulates bfloat16: slower than the run was, but in the same precision")
+    _check_resumable(dtype, device)
     log.info(
         "resuming in %s, the precision this run started with (--precision %s is not resolved again on %s)",
         saved, cfg.precision, device,
@@ -130,27 +148,57 @@ def _resumed_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None
     return dtype
 
 
+def _check_resumable(dtype: torch.dtype | None, device: torch.device) -> None:
+    """Refuse a dtype `device` cannot train in; warn where it can only emulate it (same precision, slower)."""
+    on_cuda = device.type == "cuda"
+    if dtype == torch.float16 and not on_cuda:
+        raise UserError(
+            f"this run trained in float16 (with loss scaling), which needs CUDA; it cannot continue on {device}: "
+            "resume it on a GPU (--device cuda) or start a new run"
+        )
+    if dtype != torch.bfloat16:
+        return
+    if on_cuda and not torch.cuda.is_bf16_supported():
+        raise UserError(
+            "this run trained in bfloat16, which this GPU cannot run; resume it on a GPU with bf16 "
+            "(compute capability 8.0+) or on CPU (--device cpu)"
+        )
+    if on_cuda and not torch.cuda.is_bf16_supported(including_emulation=False):
+        log.warning("this GPU emulates bfloat16: slower than the run was, but in the same precision")
+    if not on_cuda and not _cpu_has_native_bf16():
+        log.warning(
+            "this CPU has no native bfloat16 (AVX512-BF16 or AMX) and emulates it: much slower than fp32, "
+            "but in the precision the run started with"
+        )
+
+
 @contextmanager
 def deterministic_kernels(enabled: bool) -> Iterator[None]:
     """With `enabled`: deterministic algorithms only (an op without one raises), so a run and its --resume
-    on CUDA give bit-identical weights. Restores torch's previous settings on exit."""
+    on CUDA give bit-identical weights. Restores torch's settings and CUBLAS_WORKSPACE_CONFIG on exit."""
     if not enabled:
         yield
         return
-    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in (":4096:8", ":16:8"):
-        if torch.cuda.is_initialized():
-            log.warning("CUDA started before --deterministic could set CUBLAS_WORKSPACE_CONFIG; set it beforehand")
-        # cuBLAS reads this when it creates its workspace, at its first call in the process.
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+    workspace = os.environ.get("CUBLAS_WORKSPACE_CONFIG")
     previous = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
     benchmark = torch.backends.cudnn.benchmark
-    torch.use_deterministic_algorithms(True)
-    torch.backends.cudnn.benchmark = False  # benchmarking may pick a different kernel on each run
     try:
+        if workspace not in (":4096:8", ":16:8"):
+            if torch.cuda.is_initialized():
+                log.warning("CUDA started before --deterministic could set CUBLAS_WORKSPACE_CONFIG; set it beforehand")
+            # cuBLAS reads this when it creates its workspace, at its first call in the process.
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = ":4096:8"
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False  # benchmarking may pick a different kernel on each run
         yield
     finally:
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
         torch.backends.cudnn.benchmark = benchmark
+        # For what runs after, in this process or a child: cuBLAS itself keeps the workspace it has made.
+        if workspace is None:
+            os.environ.pop("CUBLAS_WORKSPACE_CONFIG", None)
+        else:
+            os.environ["CUBLAS_WORKSPACE_CONFIG"] = workspace
 
 
 def setup(cfg: TrainConfig) -> Run:

@@ -65,24 +65,52 @@ def plot_roc(labels: np.ndarray, scores: np.ndarray, auc: float, path: Path, tit
     return _save(plt, fig, path)
 
 
-def plot_training_curves(history_path: Path, path: Path) -> Path:
-    """Training loss and learning rate by step, validation accuracy at each evaluation."""
+def read_history(history_path: Path) -> list[dict]:
+    """The rows of a run's history.jsonl: `train` rows (loss, lr, throughput) and `eval` rows."""
+    return [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+
+
+def training_curves_figure(rows: list[dict]):
+    """Loss by step (training and validation) and validation accuracy, from history rows.
+
+    Made for short runs too: every logged point is marked (one point is no line), the step axes start
+    at 0 (a lone step 12 is not the whole axis), and accuracy runs from chance (50%) to 100%.
+    """
     plt = _pyplot()
-    rows = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
+    from matplotlib.ticker import MaxNLocator, PercentFormatter
+
     train = [r for r in rows if r["kind"] == "train"]
     evals = [r for r in rows if r["kind"] == "eval"]
     fig, (loss_ax, acc_ax) = plt.subplots(1, 2, figsize=(9, 3.6), dpi=120)
-    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], label="train loss")
-    if evals:
-        loss_ax.plot([r["step"] for r in evals], [r["val_loss"] for r in evals], "o-", label="validation loss")
-        acc_ax.plot([r["step"] for r in evals], [r["val_accuracy"] for r in evals], "o-", color="tab:green")
-    loss_ax.set_xlabel("optimizer step")
+    loss_ax.plot([r["step"] for r in train], [r["loss"] for r in train], "o-", markersize=3, label="training loss")
+    loss_ax.plot(
+        [r["step"] for r in evals], [r["val_loss"] for r in evals], "s--", markersize=6, label="validation loss"
+    )
+    accuracies = [r["val_accuracy"] for r in evals]
+    acc_ax.plot([r["step"] for r in evals], accuracies, "o-", markersize=6, color="tab:green")
+    last_step = max((r["step"] for r in rows), default=0)
+    for ax in (loss_ax, acc_ax):
+        ax.set_xlim(0, max(last_step, 1) * 1.05 + 0.5)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    # Limits from finite values only: a diverged run's NaN loss would make matplotlib refuse them.
+    losses = [v for v in [r["loss"] for r in train] + [r["val_loss"] for r in evals] if np.isfinite(v)]
+    loss_ax.set_ylim(0, max(losses, default=1.0) * 1.15 or 1.0)
+    acc_ax.set_ylim(min([0.5, *[a for a in accuracies if np.isfinite(a)]]) - 0.05, 1.02)
+    acc_ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     loss_ax.set_title("loss")
-    loss_ax.legend()
-    acc_ax.set_xlabel("optimizer step")
     acc_ax.set_title("validation accuracy")
-    acc_ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
-    return _save(plt, fig, path)
+    loss_ax.legend()
+    if not rows:
+        loss_ax.text(0.5, 0.5, "no step logged", transform=loss_ax.transAxes, ha="center")
+    return fig
+
+
+def plot_training_curves(history_path: Path, path: Path) -> Path:
+    """training_curves.png: `training_curves_figure` of the run's history.jsonl."""
+    plt = _pyplot()
+    return _save(plt, training_curves_figure(read_history(history_path)), path)
 
 
 def plot_reliability(labels: np.ndarray, curves: dict[str, np.ndarray], path: Path, title: str) -> Path:

