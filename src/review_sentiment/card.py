@@ -4,6 +4,7 @@ the machine that trained them: a Hub id stays as it is, a local file or folder b
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
@@ -67,12 +68,46 @@ def public_split(split: str) -> str:
     return prefix + dataset_name(split[len(prefix) :]) if split.startswith(prefix) else split
 
 
+def public_model_id(base: str) -> str:
+    """A base model as an uploaded folder's JSON files name it: its Hub id, or a local folder's bare name."""
+    return hub_model_id(base) or _base_name(base)
+
+
+def public_path(name: str) -> str:
+    """A dataset or eval file as an uploaded folder's JSON files name it: a Hub id as it is, a path's last part."""
+    return _base_name(name) if is_local_path(name) else name
+
+
+def public_manifest(manifest: dict) -> dict:
+    """A copy of a training or export manifest with each path of the training machine replaced by its public
+    name: base model (`public_model_id`), data sources and eval file (`public_path`), and the output and
+    source-model folders (always paths) by their folder names. Everything else is kept as it is."""
+    clean = copy.deepcopy(manifest)
+    if isinstance(clean.get("base_model"), str):
+        clean["base_model"] = public_model_id(clean["base_model"])
+    data = clean.get("data") if isinstance(clean.get("data"), dict) else {}
+    for part in ("train", "validation"):
+        if isinstance(data.get(part), dict) and isinstance(data[part].get("source"), str):
+            data[part]["source"] = public_path(data[part]["source"])
+    prefix = "eval file "
+    if isinstance(data.get("split"), str) and data["split"].startswith(prefix):
+        data["split"] = prefix + public_path(data["split"][len(prefix) :])
+    options = clean.get("hyperparameters") if isinstance(clean.get("hyperparameters"), dict) else {}
+    namers = {"dataset": public_path, "eval_file": public_path, "base_model": public_model_id, "output": _base_name}
+    for key, namer in namers.items():
+        if isinstance(options.get(key), str):
+            options[key] = namer(options[key])
+    if isinstance(clean.get("source_model"), str):
+        clean["source_model"] = _base_name(clean["source_model"])
+    return clean
+
+
 def local_paths(manifest: dict) -> list[str]:
     """Every path (not a bare name) of the training machine that a manifest records: data, eval file, base
-    model, output folder. A card must show none of them."""
+    model, output folder, an export's source model. A card must show none of them."""
     data, options = manifest.get("data", {}), manifest.get("hyperparameters", {})
     names = [manifest.get("base_model"), *(data.get(part, {}).get("source") for part in ("train", "validation"))]
-    names += [options.get(key) for key in (*_PATH_OPTIONS, *_HIDDEN_OPTIONS)]
+    names += [options.get(key) for key in (*_PATH_OPTIONS, *_HIDDEN_OPTIONS)] + [manifest.get("source_model")]
     return sorted({n for n in names if isinstance(n, str) and is_local_path(n) and ("/" in n or "\\" in n)})
 
 

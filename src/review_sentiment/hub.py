@@ -4,17 +4,32 @@ Three kinds of folder go up: an exported ONNX folder (manifest.json, model.onnx,
 a training run's merged/ or adapter/ (training_manifest.json beside the weights). Everything that can be
 checked here is checked before the first Hub call: the folder's kind and files, its card (written from
 training_manifest.json when merged/ or adapter/ has none of ours), the offline switch and the token.
+What goes up is a staged copy in which the JSON files that name paths of the training machine (the
+manifest, an adapter's adapter_config.json) name them by their public names instead; the folder itself
+is left as it is.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from .card import hub_model_id, local_paths, model_name, training_card_metrics, write_model_card
+from .card import (
+    hub_model_id,
+    local_paths,
+    model_name,
+    public_manifest,
+    public_model_id,
+    training_card_metrics,
+    write_model_card,
+)
 from .errors import UserError
 from .manifest import MANIFEST, TRAINING_MANIFEST, read_manifest, verify_files
 
@@ -85,6 +100,45 @@ def prepare_card(folder: Path, kind: str) -> dict:
     return manifest
 
 
+def public_json_files(folder: Path, kind: str, manifest: dict) -> dict[str, dict]:
+    """The folder's JSON files that name a path of the training machine, as they are uploaded: file name →
+    content with those paths replaced by public names (see `card.public_manifest`). Only the manifest and an
+    adapter's adapter_config.json are rewritten: the runtime files whose sha256 the manifest holds are not."""
+    name = MANIFEST if kind == "onnx" else TRAINING_MANIFEST
+    cleaned = {name: public_manifest(manifest)}
+    if kind == "adapter":
+        config = json.loads((folder / "adapter_config.json").read_text())
+        if isinstance(config.get("base_model_name_or_path"), str):
+            config["base_model_name_or_path"] = public_model_id(config["base_model_name_or_path"])
+        cleaned["adapter_config.json"] = config
+    return {name: content for name, content in cleaned.items() if content != json.loads((folder / name).read_text())}
+
+
+def _place(source: Path, target: Path) -> None:
+    """`source` at `target` without copying its bytes where the system allows (weights can be gigabytes)."""
+    try:
+        os.symlink(source.resolve(), target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+@contextmanager
+def staged_copy(folder: Path, replaced: dict[str, dict]) -> Iterator[Path]:
+    """A temporary copy of `folder` (files linked) in which each file named in `replaced` holds its new JSON."""
+    with tempfile.TemporaryDirectory(prefix="sentiment-push-") as tmp:
+        stage = Path(tmp) / folder.name
+        stage.mkdir()
+        for path in sorted(folder.rglob("*")):
+            target = stage / path.relative_to(folder)
+            if path.is_dir():
+                target.mkdir(parents=True, exist_ok=True)
+            elif path.relative_to(folder).as_posix() in replaced:
+                target.write_text(json.dumps(replaced[path.relative_to(folder).as_posix()], indent=2) + "\n")
+            elif path.is_file():
+                _place(path, target)
+        yield stage
+
+
 def _check_repo_id(repo: str) -> None:
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
@@ -132,7 +186,9 @@ def _on_hub(what: str, repo: str, call: Callable[[], T]) -> T:
 def push_model(folder: Path, repo: str, private: bool = False) -> str:
     """Create (or reuse) the model repo `repo` and upload `folder` with its card; return the repo's URL.
 
-    An existing repo keeps its visibility: `private` applies when the repo is created.
+    The JSON files that name paths of the training machine go up with public names instead (a staged copy;
+    `folder` is left as it is). An existing repo keeps its visibility: `private` applies when the repo is
+    created.
     """
     folder = Path(folder)
     kind = folder_kind(folder)
@@ -144,6 +200,13 @@ def push_model(folder: Path, repo: str, private: bool = False) -> str:
             "the adapter's base model is %s, not on the Hub: whoever loads the adapter needs that folder too",
             model_name(manifest["base_model"]),
         )
+    cleaned = public_json_files(folder, kind, manifest)
+    if cleaned:
+        log.info(
+            "uploading %s with the training machine's paths replaced by public names (%s itself is unchanged)",
+            ", ".join(sorted(cleaned)),
+            folder,
+        )
     from huggingface_hub import HfApi, constants
 
     api = HfApi()
@@ -152,15 +215,16 @@ def push_model(folder: Path, repo: str, private: bool = False) -> str:
         repo,
         lambda: api.create_repo(repo, repo_type="model", private=private, exist_ok=True),
     )
-    _on_hub(
-        f"upload {folder} to {repo}",
-        repo,
-        lambda: api.upload_folder(
-            repo_id=repo,
-            folder_path=str(folder),
-            repo_type="model",
-            commit_message=f"Upload the {KIND_NAMES[kind]} with `sentiment push`",
-        ),
-    )
+    with staged_copy(folder, cleaned) as stage:
+        _on_hub(
+            f"upload {folder} to {repo}",
+            repo,
+            lambda: api.upload_folder(
+                repo_id=repo,
+                folder_path=str(stage),
+                repo_type="model",
+                commit_message=f"Upload the {KIND_NAMES[kind]} with `sentiment push`",
+            ),
+        )
     log.info("pushed the %s in %s to %s", KIND_NAMES[kind], folder, repo)
     return f"{constants.ENDPOINT}/{repo}"

@@ -55,6 +55,26 @@ def test_a_long_review_is_explained_inside_the_window_the_model_reads(bag_of_wor
     assert "".join(piece for piece, _ in result.highlighted()) == result.text
 
 
+@pytest.mark.parametrize("max_units", [48, 8])
+def test_a_sentence_cut_by_the_window_is_coloured_only_where_it_was_read(bag_of_words_model, max_units):
+    """The head ends inside a sentence (and the tail starts inside one): the part after the edge is shown
+    as not read, never in a unit's colour, and the weights stay those of the read tokens."""
+    scorer = Scorer.load(bag_of_words_model)  # reads the first 15 and the last 47 content tokens
+    text = "great film " * 10 + "awful. " * 30 + "the film " * 30 + "wonderful film loved"
+    result = explain(scorer, text, max_units=max_units)
+    start, end = result.unread
+    encoding = scorer.encoder.tokenizer.encode(result.text, add_special_tokens=False)
+    head, tail_start = scorer.encoder.window(len(encoding.ids))
+    gap = result.text[encoding.offsets[head - 1][1] : encoding.offsets[tail_start][0]]
+    assert result.text[start:end] == gap.strip() and gap.startswith(" film great")  # cut inside the first sentence
+    for (a, b), weight in zip(result.spans, result.weights, strict=True):
+        assert b <= start or a >= end, f"unit {result.text[a:b]!r} reaches into the unread text"
+        words = result.text[a:b].replace(".", " ").split()
+        assert weight == pytest.approx(sum((w in POSITIVE) - (w in NEGATIVE) for w in words))
+    shown = "".join(piece for piece, category in result.highlighted() if category == "not read")
+    assert shown.strip() == result.text[start:end] and result.truncated
+
+
 def test_long_reviews_are_explained_by_sentence_with_bounded_cost():
     words = " ".join(f"word{i}" for i in range(30))
     assert split_units(words, 48)[1] == "word"
@@ -104,6 +124,8 @@ def test_batch_tab_uses_the_batch_scorer(scorer, tmp_path):
     assert list(shown.columns) == ["label", "confidence", "status", "review", "sentiment"] and len(shown) == 20
     assert shown["review"][0] == ("Great film. " * 30)[:120] + "…" and shown["review"][1] == frame["review"][1]
     scored = pd.read_csv(download)
+    # Three decimals on screen, full precision in the file.
+    assert shown["confidence"].tolist() == [f"{c:.3f}" for c in scored["confidence"][:20]]
     assert list(scored.columns) == ["review", "sentiment", "label", "score", "confidence", "status"]
     assert scored["review"][0] == frame["review"][0] and scored["status"].eq("ok").all()  # the file is not cut
     assert chart["value"]["reviews"].sum() == 120 and preview["visible"] and chart["visible"]
@@ -113,7 +135,7 @@ def test_batch_tab_uses_the_batch_scorer(scorer, tmp_path):
 
 
 def test_chart_bars_take_the_legend_colours(scorer):
-    from review_sentiment.app.batch_tab import GREY, distribution
+    from review_sentiment.app.batch_tab import NOT_SCORED_GREY, UNCERTAIN_GREY, distribution
     from review_sentiment.app.explain import strength_colors
     from review_sentiment.scoring import Summary
 
@@ -125,10 +147,10 @@ def test_chart_bars_take_the_legend_colours(scorer):
     assert chart["color_map"] == {
         "negative": legend["strongly negative"],
         "positive": legend["strongly positive"],
-        "of which uncertain": GREY,
-        "not scored": GREY,
+        "of which uncertain": UNCERTAIN_GREY,
+        "not scored": NOT_SCORED_GREY,
     }
-    assert chart["color_map"]["negative"] != chart["color_map"]["positive"]
+    assert len(set(chart["color_map"].values())) == 4
     assert chart["value"].values.tolist() == [
         ["negative", 4],
         ["positive", 5],
@@ -141,6 +163,10 @@ def test_model_panel_shows_provider_and_metrics(scorer):
     facts = model_facts(scorer)
     assert "CPUExecutionProvider" in facts and "validation accuracy" in facts and "int8" in facts
     assert not facts.startswith("| |")  # a header row with words, not an empty one
+    bundled = Scorer.load(None)  # measured on 1,000 reviews, no temperature applied: the error served is "before"
+    calibration = bundled.manifest["calibration"]
+    served = calibration["ece"] if calibration["applied"] else calibration["ece_before"]
+    assert f"| calibration error (ECE) | {served:.4f} (15 bins" in model_facts(bundled)
 
 
 def test_headline_says_what_the_model_is_in_plain_words(scorer):
@@ -279,7 +305,7 @@ def test_batch_tab_shows_no_server_paths(scorer, tmp_path, monkeypatch):
     upload = tmp_path / "up.csv"
     toy_reviews(5).to_csv(upload, index=False)
     summary = score_upload(scorer, str(upload), "review", progress=_no_progress, min_confidence=0.0)[3]
-    assert f"model {scorer.folder.name}; output up.scored.csv" in summary
+    assert f"model {_plain_name(scorer)}; output up.scored.csv" in summary
     assert re.search(r"(?<![\w.])/\w", summary) is None and tempfile.gettempdir() not in summary
     empty = tmp_path / "empty.csv"
     empty.write_text("")
@@ -291,8 +317,79 @@ def test_batch_tab_shows_no_server_paths(scorer, tmp_path, monkeypatch):
     monkeypatch.setattr(tables, "SAMPLE_BYTES", 32)
     with pytest.raises(gr.Error) as refused:
         score_upload(scorer, str(mixed), "review", progress=_no_progress)
-    assert refused.value.message.startswith("mixed.csv is not valid utf-8 text at byte 237")
+    # UTF-8 with one stray byte: where it is, by line, and no advice to re-read it all in another encoding.
+    assert refused.value.message.startswith("mixed.csv is UTF-8 text, but line 23 has a character that is not valid")
     assert "--" not in refused.value.message and str(tmp_path) not in refused.value.message
+
+
+def _plain_name(scorer) -> str:
+    from review_sentiment.app.batch_tab import _plain_name
+
+    return _plain_name(scorer)
+
+
+def test_batch_tab_names_the_model_plainly(scorer):
+    from review_sentiment.app.batch_tab import _plain_name
+
+    bundled = Scorer.load(None)
+    assert _plain_name(bundled) == "all-MiniLM-L6-v2 (int8)"
+    assert "/" not in _plain_name(scorer)
+
+
+def test_a_header_only_file_says_it_has_no_rows(scorer, tmp_path):
+    import gradio as gr
+
+    from review_sentiment.app.batch_tab import detect_text_column
+    from review_sentiment.app.ui import text_column_choice
+    from review_sentiment.errors import UserError
+
+    upload = tmp_path / "head.csv"
+    upload.write_text("text,label\n")
+    message = "head.csv has a header but no rows: there are no reviews to score."
+    with pytest.raises(UserError, match=message):
+        text_column_choice(str(upload))
+    warned = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(gr, "Warning", warned.append)
+        detect_text_column(str(upload))
+    assert warned == [message]
+    with pytest.raises(gr.Error) as refused:
+        score_upload(scorer, str(upload), "text", progress=_no_progress)
+    assert refused.value.message == message
+
+
+def test_scoring_stops_when_the_visitor_leaves(scorer, tmp_path, monkeypatch):
+    """A closed or reloaded page stops the job after the chunk in progress, and its scratch folder goes."""
+    import tempfile
+    from types import SimpleNamespace
+
+    import gradio as gr
+    from gradio.context import LocalContext
+
+    from review_sentiment.app import batch_tab
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    upload = tmp_path / "up.csv"
+    toy_reviews(300).to_csv(upload, index=False)
+    event = SimpleNamespace(_id="e1", alive=True)
+    blocks = SimpleNamespace(_queue=SimpleNamespace(active_jobs=[None, [event]]))
+    calls = []
+
+    def progress(done, **kwargs):
+        calls.append(done)
+        event.alive = False  # the page went away during the first chunk
+
+    blocks_token, event_token = LocalContext.blocks.set(blocks), LocalContext.event_id.set("e1")
+    try:
+        with pytest.raises(gr.Error, match=r"Stopped scoring up\.csv: the page was closed or reloaded"):
+            score_upload(scorer, str(upload), "review", progress=progress)
+    finally:
+        LocalContext.blocks.reset(blocks_token)
+        LocalContext.event_id.reset(event_token)
+    assert calls == [(0, 300)] and not list(scratch.iterdir())
+    assert not batch_tab.client_left()  # outside Gradio's queue: never "left"
 
 
 def test_messages_for_visitors_drop_paths_and_command_line_advice():
@@ -325,7 +422,9 @@ def test_batch_tab_refuses_too_many_rows_before_scoring(scorer, tmp_path, monkey
     monkeypatch.setattr(batch_tab, "MAX_UPLOAD_ROWS", 10)
     monkeypatch.setattr(batch_tab, "score_file", lambda *a, **k: pytest.fail("scored before the row cap"))
     monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda *a, **k: pytest.fail("Parquet rows read to count"))
-    with pytest.raises(gr.Error, match=r"many\.parquet has more than 10 rows; the app scores up to 10"):
+    with pytest.raises(
+        gr.Error, match=r"many\.parquet has more than 10 rows; the app scores up to 10\. The `score-csv`"
+    ):
         score_upload(scorer, str(upload), "review", progress=_no_progress)
     csv = tmp_path / "many.csv"
     toy_reviews(25).to_csv(csv, index=False)
@@ -377,3 +476,8 @@ def test_only_predict_and_analyze_are_api_endpoints(exported):
         process.terminate()
         process.wait(timeout=30)
     assert set(api["named_endpoints"]) == {"/predict", "/analyze"} and not api["unnamed_endpoints"]
+    # Outputs are named and typed, not "value_14" / "Any".
+    analyze_outputs = [r["label"] for r in api["named_endpoints"]["/analyze"]["returns"]]
+    assert analyze_outputs == ["Sentiment", "What pushed the prediction", "Note"]
+    predict_output = api["named_endpoints"]["/predict"]["returns"][0]["python_type"]["type"]
+    assert all(key in predict_output for key in ("label", "score", "confidence", "sure", "provider"))

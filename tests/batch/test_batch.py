@@ -135,7 +135,7 @@ def test_encodings_bom_and_byte_offset(exported, tmp_path, capsys):
     latin = tmp_path / "latin.csv"
     latin.write_bytes("text\ncaf\xe9 was great\n".encode("latin-1"))
     assert main([str(latin), "--model", str(exported["int8"]), "--encoding", "utf-8-sig"]) == 2
-    assert "not valid utf-8-sig at byte offset 8" in capsys.readouterr().err
+    assert "not valid utf-8-sig at line 2 (byte offset 8)" in capsys.readouterr().err
     assert main([str(latin), "--model", str(exported["int8"]), "--encoding", "latin-1"]) == 0
     assert pd.read_csv(tmp_path / "latin.scored.csv")["text"][0] == "café was great"
     assert "read as latin-1" in capsys.readouterr().err  # an explicit encoding is used as given

@@ -5,7 +5,7 @@ import logging
 
 import pandas as pd
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from review_sentiment.batch import encodings, tables
@@ -35,7 +35,7 @@ def test_a_cp1252_file_round_trips_and_the_summary_names_its_encoding(exported, 
     assert "read as utf-8 (detected)" in capsys.readouterr().err
     # An explicit encoding is used as given, even where auto would read the file.
     assert main([str(source), "--model", str(exported["int8"]), "--encoding", "utf-8", "--overwrite"]) == 2
-    assert "not valid utf-8 at byte offset" in capsys.readouterr().err
+    assert "not valid utf-8 at line 2 (byte offset 13)" in capsys.readouterr().err
     assert main([str(source), "--model", str(exported["int8"]), "--encoding", "cp1252", "--overwrite"]) == 0
     assert pd.read_csv(tmp_path / "cp.scored.csv")["text"][0] == WESTERN
 
@@ -98,10 +98,24 @@ def test_only_a_bounded_sample_is_read_to_detect(tmp_path, monkeypatch):
 def test_no_switch_once_the_file_showed_utf8():
     data = "é".encode() + b"x" * 10 + "é".encode("cp1252")
     lines = DecodedLines(io.BytesIO(data), "utf-8", fallback="cp1252", detected=True, block=4)
-    with pytest.raises(
-        UndecodableInput, match=r"not valid utf-8 \(detected from the start of the file\) at byte offset 12"
-    ):
+    with pytest.raises(UndecodableInput, match=r"not valid utf-8 at line 1 \(byte offset 12\): fix or remove") as error:
         list(lines)
+    assert error.value.utf8_elsewhere and error.value.line == 1
+
+
+def test_a_stray_byte_in_utf8_names_its_line_and_does_not_advise_another_encoding(
+    exported, tmp_path, capsys, monkeypatch
+):
+    """One cp1252 byte in a UTF-8 file, after the sample: reading it all as cp1252 would garble every other é."""
+    monkeypatch.setattr(tables, "SAMPLE_BYTES", 256)
+    source = tmp_path / "late.csv"
+    rows = "".join(f"{i},naïve café review {i}\n" for i in range(100))
+    source.write_bytes(f"id,text\n{rows}".encode() + "100,café\n".encode("cp1252"))
+    assert main([str(source), "--model", str(exported["int8"])]) == 2
+    err = capsys.readouterr().err
+    assert "input is utf-8 (detected from the start of the file) but has a byte that is not valid utf-8" in err
+    assert "at line 102 (byte offset" in err and "would misread the accented characters elsewhere" in err
+    assert "pass its encoding" not in err
 
 
 def test_auto_reads_stdin_and_json_too(tmp_path):
@@ -138,3 +152,86 @@ def test_unicode_encodings_are_read_back_unchanged(text, encoding):
     """Whatever the text, UTF-8 (with or without a BOM) and BOM-marked UTF-16/32 are read back exactly."""
     reader = TableReader("-", "csv", chunk_rows=5)
     assert "".join(reader._decoded(io.BytesIO(text.encode(encoding)), universal=True)) == text
+
+
+WESTERN_SENTENCES = [
+    "Un film très émouvant, où les acteurs sont à la hauteur. Déçu par la fin.",
+    "Größe, übermäßig süß – „schön“ gesagt, aber zu lang. Die Schauspieler: großartig!",
+    "El señor tenía razón: ¡qué película! Año y niño, “muy” buena — ¿verdad?",
+    "Não gostei da atuação, a direção é fraca – mas a canção é ótima, é o coração.",
+    "Ça alors… une œuvre « magistrale », façon Noël, à voir ‘absolument’.",
+]
+
+
+@pytest.mark.parametrize("sentence", WESTERN_SENTENCES)
+def test_western_european_cp1252_text_is_read_as_cp1252(sentence):
+    """charset-normalizer alone reads the French one as iso8859-10 ("trčs", "oų"): cp1252 must win."""
+    for text in (sentence, (sentence + "\n") * 3, f"id,text\n1,{sentence}\n"):
+        data = text.encode("cp1252")
+        found = detect_encoding(data, complete=True)
+        assert found.encoding == "cp1252" and data.decode(found.encoding) == text
+
+
+_WESTERN_CHARS = st.characters(
+    min_codepoint=0x20,
+    max_codepoint=0xFF,
+    categories=["Lu", "Ll", "Zs", "Po", "Pd", "Ps", "Pe", "Pi", "Pf"],
+    exclude_characters="\xa0",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(text=st.text(_WESTERN_CHARS, min_size=1, max_size=300))
+def test_random_western_text_in_cp1252_is_read_back_exactly(text):
+    """Latin-1 letters, punctuation and spaces written as cp1252 come back unchanged, whatever their mix.
+
+    Bytes that are also valid UTF-8 ("Â¡" is "¡" in UTF-8) are read as UTF-8 by design: left out.
+    """
+    data = text.encode("cp1252")
+    assume(not _is_utf8(data))
+    found = detect_encoding(data, complete=True)
+    assert data.decode(found.encoding) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "encoding"),
+    [
+        ("Отличный фильм, актёры играют прекрасно. Сюжет немного затянут.\n" * 3, "cp1251"),
+        ("Πολύ καλή ταινία, οι ηθοποιοί είναι εξαιρετικοί.\n" * 3, "cp1253"),
+    ],
+)
+def test_text_charset_normalizer_is_confident_is_in_another_script_is_not_forced_to_cp1252(text, encoding):
+    data = text.encode(encoding)
+    found = detect_encoding(data, complete=True)
+    assert found.encoding != "cp1252" and data.decode(found.encoding) == text
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+# cp1252 letters that start a UTF-8 character (é, ð), followed by ones that could continue it (», °): the
+# decoder holds all of them at the end of a block, waiting for the rest of the character.
+@pytest.mark.parametrize(
+    ("at", "chars"), [((1 << 20) - 1, "é"), ((1 << 20) - 2, "é»"), ((2 << 20) - 1, "é"), ((2 << 20) - 3, "ð°»")]
+)
+def test_a_cp1252_byte_held_at_a_block_edge_still_switches(tmp_path, at, chars):
+    """An é (a UTF-8 lead byte) in the last bytes of a 1 MiB block or of the sample is held by the decoder, not
+    proof of UTF-8: the switch to cp1252 still happens there, and gets the held byte."""
+    header = b"id,text\n"
+    rows, size = [], len(header)
+    while size < at + 100_000:
+        rows.append(f"{len(rows)},plain ascii review number {len(rows)}\n".encode())
+        size += len(rows[-1])
+    data = bytearray(header + b"".join(rows))
+    data[at : at + len(chars)] = chars.encode("cp1252")
+    source = tmp_path / "edge.csv"
+    source.write_bytes(bytes(data))
+    reader = TableReader(str(source), "csv", chunk_rows=50_000)
+    texts = pd.concat(list(reader))["text"].tolist()
+    assert len(texts) == len(rows) and sum(chars in t for t in texts) == 1
+    assert reader.encoding_used == f"cp1252 (detected at byte {at}; ASCII before it)"

@@ -5,7 +5,14 @@ import re
 import pytest
 from huggingface_hub import ModelCard
 
-from review_sentiment.card import dataset_name, hub_dataset_id, hub_model_id, public_split, write_model_card
+from review_sentiment.card import (
+    dataset_name,
+    hub_dataset_id,
+    hub_model_id,
+    public_manifest,
+    public_split,
+    write_model_card,
+)
 from review_sentiment.manifest import DEFAULT_MODEL_DIR, read_manifest
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|work|root|Users|var|private)/")
@@ -44,3 +51,34 @@ def test_the_bundled_models_manifest_gives_a_card_without_paths(tmp_path):
     data = ModelCard(card).data
     assert data.base_model == "sentence-transformers/all-MiniLM-L6-v2" and data.datasets is None
     assert data.eval_results[0].metric_value == pytest.approx(manifest["validation_metrics"]["accuracy"], abs=1e-4)
+
+
+def test_public_manifest_names_paths_as_cards_do_and_keeps_the_rest():
+    """What `sentiment push` uploads in place of a manifest: a path by its last part, a Hub id as it is,
+    `minilm` as its Hub id; every other entry, and the manifest given, unchanged."""
+    part = {"source": "/home/someone/data/train.csv", "rows": 9}
+    manifest = {
+        "base_model": "C:\\models\\tiny-bert",
+        "data": {"train": part, "validation": {"source": "imdb"}, "split": "eval file ../held_out.parquet"},
+        "hyperparameters": {"dataset": "/home/someone/data/train.csv", "output": "runs/x", "base_model": "minilm"},
+        "source_model": "/home/someone/runs/x/merged",
+        "sha256": "abc",
+    }
+    public = public_manifest(manifest)
+    assert public == {
+        "base_model": "tiny-bert",
+        "data": {
+            "train": {"source": "train.csv", "rows": 9},
+            "validation": {"source": "imdb"},
+            "split": "eval file held_out.parquet",
+        },
+        "hyperparameters": {
+            "dataset": "train.csv",
+            "output": "x",
+            "base_model": "sentence-transformers/all-MiniLM-L6-v2",
+        },
+        "source_model": "merged",
+        "sha256": "abc",
+    }
+    assert manifest["data"]["train"]["source"] == "/home/someone/data/train.csv"  # a copy, not in place
+    assert public_manifest(public) == public

@@ -3,6 +3,7 @@
 import inspect
 import json
 import logging
+import re
 import shutil
 import subprocess
 import sys
@@ -16,11 +17,13 @@ from huggingface_hub.errors import HfHubHTTPError
 from review_sentiment.card import write_model_card
 from review_sentiment.cli import main
 from review_sentiment.manifest import TRAINING_MANIFEST
+from review_sentiment.scorer import Scorer
 
 from .test_cli import HEAVY
 
 LOCAL_DATA = "/home/someone/data/imdb_train.parquet"
 LOCAL_BASE = "/home/someone/.venv/lib/python3.12/site-packages/tiny-bert"
+ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|work|root|Users|var|private)/")
 PEFT_BOILERPLATE = f"---\nbase_model: {LOCAL_BASE}\nlibrary_name: peft\n---\n# Model Card for Model ID\n" + (
     "- **Developed by:** [More Information Needed]\n" * 39
 )
@@ -28,10 +31,13 @@ PEFT_BOILERPLATE = f"---\nbase_model: {LOCAL_BASE}\nlibrary_name: peft\n---\n# M
 
 class FakeHub:
     """Stands in for huggingface_hub.HfApi: binds each call to the real method's signature, records it,
-    and raises `error` from the call named in `fail`. `cards` keeps README.md as each upload found it."""
+    and raises `error` from the call named in `fail`. `cards` keeps README.md as each upload found it, and
+    `uploads` a copy of each uploaded folder (the staged folder push uploads is gone once it returns)."""
 
     calls: list[tuple[str, tuple, dict]]
     cards: list[str]
+    uploads: list[Path]
+    root: Path
     fail: str | None = None
     error: Exception = RuntimeError("500 Server Error\nmore detail")
 
@@ -46,12 +52,15 @@ class FakeHub:
 
     def upload_folder(self, *args, **kwargs) -> None:
         FakeHub.cards.append((Path(kwargs["folder_path"]) / "README.md").read_text())
+        copy = FakeHub.root / f"upload-{len(FakeHub.uploads)}"
+        FakeHub.uploads.append(Path(shutil.copytree(kwargs["folder_path"], copy)))  # linked files as their bytes
         self._record("upload_folder", *args, **kwargs)
 
 
 @pytest.fixture
-def hub(monkeypatch):
-    FakeHub.calls, FakeHub.cards, FakeHub.fail = [], [], None
+def hub(monkeypatch, tmp_path_factory):
+    FakeHub.calls, FakeHub.cards, FakeHub.uploads, FakeHub.fail = [], [], [], None
+    FakeHub.root = tmp_path_factory.mktemp("hub")
     monkeypatch.setattr("huggingface_hub.HfApi", FakeHub)
     monkeypatch.setattr("huggingface_hub.get_token", lambda: "hf_fake")
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)  # tests/conftest.py sets it
@@ -112,7 +121,8 @@ def test_push_uploads_an_export_as_a_model_repo_with_its_metadata(onnx_folder, h
     (create, args, kwargs), (upload, _, uploaded) = hub.calls
     assert (create, upload) == ("create_repo", "upload_folder") and args == ("someone/sentiment",)
     assert kwargs["repo_type"] == "model" and kwargs["private"] is True and kwargs["exist_ok"] is True
-    assert uploaded["folder_path"] == str(onnx_folder) and uploaded["repo_type"] == "model"
+    assert Path(uploaded["folder_path"]).name == onnx_folder.name and uploaded["repo_type"] == "model"
+    assert not Path(uploaded["folder_path"]).exists()  # a staged copy, removed after the upload
     assert uploaded["repo_id"] == "someone/sentiment"
     card = ModelCard(hub.cards[0])  # the Hub's own parser of the front matter
     assert card.data.library_name == "onnx" and card.data.pipeline_tag == "text-classification"
@@ -131,7 +141,7 @@ def test_push_writes_our_card_over_peft_boilerplate_and_for_a_bare_merged_folder
         folder = _training_folder(tmp_path, kind, training_manifest())
         assert _push(folder) == 0
         card = (folder / "README.md").read_text()
-        assert hub.cards[-1] == card and hub.calls[-1][2]["folder_path"] == str(folder)
+        assert hub.cards[-1] == card and (hub.uploads[-1] / "README.md").read_text() == card
         assert "More Information Needed" not in card and "/home/someone" not in card
         data = ModelCard(card).data
         assert data.library_name == library and data.datasets is None and data.base_model is None
@@ -143,6 +153,89 @@ def test_push_writes_our_card_over_peft_boilerplate_and_for_a_bare_merged_folder
     # A card of ours is left as the user edited it.
     (tmp_path / "merged" / "README.md").write_text(card + "\nEdited by hand.\n")
     assert _push(tmp_path / "merged") == 0 and hub.cards[-1].endswith("Edited by hand.\n")
+
+
+EVAL_FILE = "/home/someone/data/held_out.csv"
+PUBLIC_OPTIONS = {"dataset": "imdb_train.parquet", "output": "x", "base_model": "tiny-bert", "lr": 3e-4}
+
+
+def _json_and_cards(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): p.read_text() for p in folder.rglob("*") if p.suffix in (".json", ".md")}
+
+
+def _assert_no_training_machine_path(folder: Path) -> None:
+    """No absolute path, nor the run's relative output folder, in any JSON file or card of `folder`."""
+    for name, text in _json_and_cards(folder).items():
+        assert not ABSOLUTE_PATH.search(text) and "runs/x" not in text and "someone" not in text, name
+
+
+def test_an_exports_json_goes_up_with_public_names_and_still_loads(onnx_folder, hub, caplog):
+    caplog.set_level(logging.INFO, logger="review_sentiment")
+    manifest = json.loads((onnx_folder / "manifest.json").read_text())
+    training = training_manifest()
+    manifest |= {key: training[key] for key in ("base_model", "data", "hyperparameters")}
+    manifest["hyperparameters"] |= {"output": "runs/x", "eval_file": EVAL_FILE}  # output as given: relative
+    manifest["data"]["validation"]["source"] = EVAL_FILE
+    manifest["data"]["split"] = f"eval file {EVAL_FILE}"
+    manifest["source_model"] = "/home/someone/runs/x/merged"
+    (onnx_folder / "manifest.json").write_text(json.dumps(manifest))
+    write_model_card(onnx_folder / "README.md", manifest, "onnx", manifest["validation_metrics"])
+    before = _json_and_cards(onnx_folder)
+    assert _push(onnx_folder) == 0
+    uploaded = hub.uploads[-1]
+    assert sorted(p.name for p in uploaded.iterdir()) == sorted(p.name for p in onnx_folder.iterdir())
+    _assert_no_training_machine_path(uploaded)
+    public = json.loads((uploaded / "manifest.json").read_text())
+    assert public["base_model"] == "tiny-bert" and public["source_model"] == "merged"
+    assert public["hyperparameters"] == PUBLIC_OPTIONS | {"eval_file": "held_out.csv"}
+    assert [public["data"][part]["source"] for part in ("train", "validation")] == [
+        "imdb_train.parquet",
+        "held_out.csv",
+    ]
+    assert public["data"]["split"] == "eval file held_out.csv"
+    kept = set(manifest) - {"base_model", "data", "hyperparameters", "source_model"}
+    assert {key: public[key] for key in kept} == {key: manifest[key] for key in kept}
+    assert Scorer.load(uploaded).manifest == public  # schema and runtime files' sha256 still hold
+    assert _json_and_cards(onnx_folder) == before  # the folder pushed is left as it is
+    assert "uploading manifest.json with the training machine's paths replaced by public names" in caplog.text
+
+
+def test_training_folders_json_goes_up_with_public_names_and_the_local_base_warning_stays(tmp_path, hub, caplog):
+    caplog.set_level(logging.INFO, logger="review_sentiment")
+    manifest = training_manifest()
+    manifest["hyperparameters"]["output"] = "runs/x"  # as given: relative to where training ran
+    for kind in ("adapter", "merged"):
+        _training_folder(tmp_path, kind, manifest)
+    adapter_config = json.dumps({"base_model_name_or_path": LOCAL_BASE, "r": 4})
+    (tmp_path / "adapter" / "adapter_config.json").write_text(adapter_config)
+    warnings = {}
+    for kind, cleaned in (("adapter", "adapter_config.json, training_manifest.json"), ("merged", TRAINING_MANIFEST)):
+        caplog.clear()
+        assert _push(tmp_path / kind) == 0
+        _assert_no_training_machine_path(hub.uploads[-1])
+        public = json.loads((hub.uploads[-1] / TRAINING_MANIFEST).read_text())
+        assert public["base_model"] == "tiny-bert" and public["hyperparameters"] == PUBLIC_OPTIONS
+        assert public["data"]["train"]["source"] == public["data"]["validation"]["source"] == "imdb_train.parquet"
+        assert f"uploading {cleaned} with the training machine's paths replaced" in caplog.text
+        warnings[kind] = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    config = json.loads((hub.uploads[0] / "adapter_config.json").read_text())
+    assert config == {"base_model_name_or_path": "tiny-bert", "r": 4}
+    assert (tmp_path / "adapter" / "adapter_config.json").read_text() == adapter_config
+    # Whoever loads the adapter must bring that base model: push still says so. merged/ needs no base.
+    (warning,) = warnings["adapter"]
+    assert "the adapter's base model is tiny-bert (a local model folder), not on the Hub" in warning
+    assert warnings["merged"] == []
+
+
+def test_the_bundled_minilm_alias_goes_up_as_its_hub_id(tmp_path, hub, caplog):
+    caplog.set_level(logging.WARNING, logger="review_sentiment")
+    folder = _training_folder(tmp_path, "adapter", training_manifest("stanfordnlp/imdb", "minilm"))
+    assert _push(folder) == 0
+    config = json.loads((hub.uploads[-1] / "adapter_config.json").read_text())
+    public = json.loads((hub.uploads[-1] / TRAINING_MANIFEST).read_text())
+    assert config["base_model_name_or_path"] == public["base_model"] == "sentence-transformers/all-MiniLM-L6-v2"
+    assert public["data"]["train"]["source"] == "stanfordnlp/imdb" and public["hyperparameters"]["output"] == "x"
+    assert not caplog.records  # a base model on the Hub: no warning
 
 
 def test_push_refuses_other_folders_in_one_line_before_any_hub_call(tmp_path, onnx_folder, hub, capsys):

@@ -2,13 +2,15 @@
 
 import json
 import re
+from pathlib import Path
 
 import torch
 from huggingface_hub import ModelCard
 from transformers import AutoModelForSequenceClassification
 
-from review_sentiment.card import write_model_card
+from review_sentiment.card import hub_model_id, local_paths, model_name, write_model_card
 from review_sentiment.manifest import TRAINING_MANIFEST
+from review_sentiment.train.config import TrainConfig
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:tmp|home|work|root|Users|var|private)/")
 
@@ -68,3 +70,24 @@ def test_hub_ids_are_kept_and_a_local_eval_file_is_named(trained_run, tmp_path):
     card = write_model_card(tmp_path / "eval.md", manifest, "merged", manifest["metrics"]).read_text()
     assert "/data/eval" not in card and "Split: eval file held_out.csv (a local file)" in card
     assert ModelCard(card).data.datasets == ["stanfordnlp/imdb"]
+
+
+def test_a_relative_local_base_model_is_recorded_absolute_and_carded_by_folder_name(trained_run, tmp_path, monkeypatch):
+    """`--base-model models/tiny-bert` from the project folder: recorded as given it reads, from anywhere
+    else, as a Hub id `models/tiny-bert`; recorded absolute, every card and push knows it is a local folder."""
+    (tmp_path / "models" / "tiny-bert").mkdir(parents=True)
+    (tmp_path / "minilm").mkdir()
+    monkeypatch.chdir(tmp_path)
+    cfg = TrainConfig(dataset="imdb", base_model="models/tiny-bert")
+    assert cfg.base_model == str(tmp_path / "models" / "tiny-bert") and Path(cfg.base_model).is_absolute()
+    assert TrainConfig(dataset="imdb", base_model="minilm").base_model == "minilm"  # the alias, not the folder
+    assert TrainConfig(dataset="imdb", base_model="someone/bert").base_model == "someone/bert"  # a Hub id
+    monkeypatch.chdir(trained_run)  # the card is written, and pushed, from another folder
+    assert hub_model_id(cfg.base_model) is None and local_paths({"base_model": cfg.base_model}) == [cfg.base_model]
+    assert model_name(cfg.base_model) == "tiny-bert (a local model folder)"
+    manifest = json.loads((trained_run / "adapter" / TRAINING_MANIFEST).read_text())
+    manifest["base_model"] = manifest["hyperparameters"]["base_model"] = cfg.base_model
+    card = write_model_card(tmp_path / "README.md", manifest, "adapter", manifest["metrics"]).read_text()
+    assert ModelCard(card).data.base_model is None and "base_model:" not in card.split("\n---\n")[0]
+    assert "LoRA adapter for tiny-bert (a local model folder)" in card and '"PATH/TO/tiny-bert"' in card
+    assert str(tmp_path) not in card and "models/tiny-bert" not in card

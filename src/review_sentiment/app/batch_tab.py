@@ -24,6 +24,7 @@ from ..batch.formats import FORMATS, format_of
 from ..batch.lines import UndecodableInput
 from ..batch.score_file import score_file
 from ..batch.tables import TableReader
+from ..card import model_name
 from ..columns import TEXT_COLUMNS, detect_column, text_like
 from ..errors import UserError
 from ..scorer import Scorer
@@ -34,12 +35,17 @@ log = logging.getLogger(__name__)
 
 MAX_UPLOAD_MB = 50
 # A compressed Parquet file can hold millions of rows within the byte cap: rows are capped too, and
-# counted before any row is scored (Parquet's from its metadata), so a refusal costs no scoring.
-MAX_UPLOAD_ROWS = 100_000
+# counted before any row is scored (Parquet's from its metadata), so a refusal costs no scoring. 10,000
+# rows take a few minutes on a 2-core Space, where a file holds the app's only batch slot.
+MAX_UPLOAD_ROWS = 10_000
 PREVIEW_ROWS = 20
 PREVIEW_CHARS = 120
 UNCERTAIN_BAR, NOT_SCORED_BAR = "of which uncertain", "not scored"
-GREY = "#9ca3af"
+# Rows set aside: two greys (the uncertain ones darker, being scored), never a label's colour.
+UNCERTAIN_GREY, NOT_SCORED_GREY = "#6b7280", "#d1d5db"
+# Gradio's table breaks its cells anywhere (word-break: break-word), cutting headers ("confidenc e") on a
+# phone: wrap between words, and inside one only when a single word is wider than the column.
+BATCH_CSS = " #preview th, #preview th *, #preview td, #preview td * { word-break: normal; overflow-wrap: break-word; }"
 _SCRATCH_PREFIX = "sentiment-app-"
 # An absolute path that no known name covered (a library's message): only its last part is shown.
 _PATH = re.compile(r"(?<![\w.~])(?:/[^\s/'\"():;,]+)+/?")
@@ -90,11 +96,14 @@ def for_visitor(message: str, names: dict[str, str]) -> str:
 
 
 def text_column_choice(upload: str) -> tuple[list[str], str | None]:
-    """The file's columns and the one that looks like reviews, or None: never a guess."""
+    """The file's columns and the one that looks like reviews, or None: never a guess.
+
+    A file with a header but no rows is refused (UserError): there is nothing to score.
+    """
     reader = TableReader(upload, format_of(upload), chunk_rows=50, on_bad_lines="skip")
     first = next(iter(reader), None)
     if first is None:
-        return list(reader.columns), None
+        raise UserError(_no_rows(Path(upload).name))
     columns = [str(c) for c in first.columns]
     try:
         chosen = detect_column(first, TEXT_COLUMNS, "text", None)
@@ -120,23 +129,34 @@ def detect_text_column(upload: str | None) -> gr.Dropdown:
     return gr.Dropdown(choices=columns, value=chosen)
 
 
+def _no_rows(name: str) -> str:
+    return f"{name} has a header but no rows: there are no reviews to score."
+
+
 def _undecodable(error: UndecodableInput, name: str) -> str:
     if error.offset is None:
         return f"Could not tell the text encoding of {name}: save it as UTF-8 and upload it again."
+    if error.utf8_elsewhere:  # one stray byte: re-reading it all in another encoding would garble the rest
+        return (
+            f"{name} is UTF-8 text, but line {error.line:,} has a character that is not valid UTF-8 (saved in "
+            "another encoding): fix that line and upload the file again."
+        )
     return (
-        f"{name} is not valid {error.encoding} text at byte {error.offset:,} (the encoding its start shows): "
+        f"{name} is not valid {error.encoding} text at line {error.line:,} (the encoding its start shows): "
         "save it as UTF-8 and upload it again."
     )
 
 
 def _count_rows(upload: str, name: str) -> int:
-    """The rows the scored file will have, refused beyond MAX_UPLOAD_ROWS before any is scored."""
+    """The rows the scored file will have, refused beyond MAX_UPLOAD_ROWS (or with none) before any is scored."""
     rows = TableReader(upload, format_of(upload), chunk_rows=5000, on_bad_lines="report").count_rows(MAX_UPLOAD_ROWS)
     if rows > MAX_UPLOAD_ROWS:
         raise gr.Error(
             f"{name} has more than {MAX_UPLOAD_ROWS:,} rows; the app scores up to {MAX_UPLOAD_ROWS:,}. "
-            "Use `score-csv` for larger files."
+            "The `score-csv` command scores files of any size on your own machine."
         )
+    if rows == 0:
+        raise gr.Error(_no_rows(name))
     return rows
 
 
@@ -166,7 +186,7 @@ def score_upload(
     except BaseException:
         shutil.rmtree(output.parent, ignore_errors=True)  # nothing to serve: no need to keep it until exit
         raise
-    summary = replace(summary, model=scorer.folder.name, output=output.name)  # names, not server paths
+    summary = replace(summary, model=_plain_name(scorer), output=output.name)  # names, not server paths
     scored = next(iter(TableReader(str(output), format_of(str(output)), PREVIEW_ROWS, encoding="utf-8")), None)
     return (
         gr.update(value=preview_frame(scored, column), visible=True),
@@ -174,6 +194,15 @@ def score_upload(
         str(output),
         summary.text(),
     )
+
+
+def _plain_name(scorer: Scorer) -> str:
+    """The model as a visitor knows it ("all-MiniLM-L6-v2 (int8)"), not its install folder's name."""
+    base = scorer.manifest.get("base_model")
+    if not base:
+        return scorer.folder.name
+    quantization = scorer.manifest.get("quantization", "none")
+    return model_name(base).split("/")[-1] + (f" ({quantization})" if quantization != "none" else "")
 
 
 def _score(scorer: Scorer, upload: str, column: str, progress, min_confidence: float | None, output: Path) -> Summary:
@@ -193,7 +222,7 @@ def _score(scorer: Scorer, upload: str, column: str, progress, min_confidence: f
             chunk_rows=min(2000, max(50, total // 50)),
             min_confidence=min_confidence or None,  # the slider's 0 means no threshold
         )
-        return score_file(cfg, scorer, progress=lambda rows: progress((rows, total), desc="scoring", unit="rows"))
+        return score_file(cfg, scorer, progress=lambda rows: _progress(progress, rows, total, name))
     except UndecodableInput as error:
         raise gr.Error(_undecodable(error, name)) from None
     except UserError as error:
@@ -203,6 +232,34 @@ def _score(scorer: Scorer, upload: str, column: str, progress, min_confidence: f
     except Exception:
         log.exception("scoring an upload failed")
         raise gr.Error(f"Could not score {name}: an unexpected error, logged on the server.") from None
+
+
+def _progress(progress, rows: int, total: int, name: str) -> None:
+    """Move the bar after a chunk, or stop when the visitor has left: nobody would get the file, and the
+    app's one batch slot would stay taken for nothing (score_file removes the partial output)."""
+    if client_left():
+        log.info("stopped scoring %s after %d rows: the visitor left the page", name, rows)
+        raise gr.Error(f"Stopped scoring {name}: the page was closed or reloaded.")
+    progress((rows, total), desc="scoring", unit="rows")
+
+
+def client_left() -> bool:
+    """Whether the visitor whose event runs in this thread closed or reloaded the page.
+
+    Gradio 6.17 marks such an event not alive (its page's event stream closed) but lets a function already
+    running go on; nothing public tells the function, so this reads Gradio's own records (the event of this
+    context among the queue's active jobs), and answers False where they are not as expected.
+    """
+    try:
+        from gradio.context import LocalContext
+
+        blocks, event_id = LocalContext.blocks.get(None), LocalContext.event_id.get(None)
+        if blocks is None or event_id is None:
+            return False  # not run by Gradio's queue (a test, a script)
+        events = [event for job in blocks._queue.active_jobs if job for event in job]
+        return any(event._id == event_id and not event.alive for event in events)
+    except (AttributeError, ImportError, TypeError):
+        return False
 
 
 def preview_frame(scored: pd.DataFrame | None, text_column: str) -> pd.DataFrame:
@@ -217,15 +274,21 @@ def preview_frame(scored: pd.DataFrame | None, text_column: str) -> pd.DataFrame
     text = scored[text_column].map(
         lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v
     )
-    first = [ours["label"], ours["confidence"], ours["status"]]
+    # Three decimals on screen (the download keeps full precision); a row not scored has no confidence.
+    # (The scored file is read back as text: a CSV's numbers are strings.)
+    numbers = pd.to_numeric(scored[ours["confidence"]], errors="coerce")
+    confidence = numbers.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
     rest = [c for c in source if c != text_column]
-    return pd.concat([scored[first], text.rename(text_column), scored[rest]], axis=1)
+    return pd.concat(
+        [scored[ours["label"]], confidence, scored[ours["status"]], text.rename(text_column), scored[rest]], axis=1
+    )
 
 
 def bar_colors(labels: tuple[str, ...]) -> dict[str, str]:
-    """Each label's bar in its strong highlight colour (the review tab's legend); rows set aside grey."""
+    """Each label's bar in its strong highlight colour (the review tab's legend); rows set aside in greys."""
     colors = strength_colors(labels)
-    return {**{label: colors[f"strongly {label}"] for label in labels}, UNCERTAIN_BAR: GREY, NOT_SCORED_BAR: GREY}
+    greys = {UNCERTAIN_BAR: UNCERTAIN_GREY, NOT_SCORED_BAR: NOT_SCORED_GREY}
+    return {**{label: colors[f"strongly {label}"] for label in labels}, **greys}
 
 
 def distribution(summary: Summary, labels: tuple[str, ...]) -> dict:
@@ -263,7 +326,8 @@ def batch_tab(scorer: Scorer, min_confidence: float) -> None:
         y="reviews",
         color="label",
         color_map=bar_colors(scorer.labels),
-        sort="-y",  # a list (label order) would be better, but Gradio 6.17's page cannot draw one
+        # The data's order (labels, uncertain, not scored): Gradio 6.17's page cannot draw a list for `sort`.
+        sort=None,
         label="Sentiment distribution",
         title="Sentiment distribution",
         visible=False,

@@ -54,15 +54,12 @@ class Explanation:
     weights: list[float]  # log-odds of positive lost when the unit is hidden; > 0 pushed towards positive
     granularity: str
     tokens: int
-    unread: Span | None  # the middle of a long review that the model never reads (head+tail)
+    truncated: bool  # more tokens than the model reads
+    unread: Span | None  # the characters the model never reads (between head and tail), shown greyed
 
     @property
     def units(self) -> list[str]:
         return [self.text[a:b] for a, b in self.spans]
-
-    @property
-    def truncated(self) -> bool:
-        return self.unread is not None
 
     def highlighted(self, labels: tuple[str, ...] = ("negative", "positive")) -> list[tuple[str, str | None]]:
         """The whole review as (text, category) pairs for gr.HighlightedText; see `strength_colors`.
@@ -159,31 +156,40 @@ def explain(
         [scorer.run_masked(ids, masks[i : i + batch_size]) for i in range(0, len(masks), batch_size)]
     )
     log_odds = logits[:, 1] - logits[:, 0]
+    unread = _unread(cleaned_text, offsets, head, tail_start)
     return Explanation(
         prediction=scorer.to_prediction(logits[0]),
         text=cleaned_text,
-        spans=spans,
+        spans=[_read_part(span, unread) for span in spans],
         weights=[float(log_odds[0] - value) for value in log_odds[1:]],
         granularity=granularity,
         tokens=len(offsets),
-        unread=_unread(cleaned_text, spans, offsets, head, tail_start),
+        truncated=len(offsets) > encoder.budget,
+        unread=unread,
     )
 
 
-def _unread(text: str, spans: list[Span], offsets: list[Span], head: int, tail_start: int) -> Span | None:
-    """The characters the model never reads: after the head's last token and before the tail's first,
-    moved out of any unit that straddles the edge (a word cut by the window is shown whole, as read)."""
+def _unread(text: str, offsets: list[Span], head: int, tail_start: int) -> Span | None:
+    """The characters the model never reads: after the head's last token and before the tail's first."""
     if tail_start == head:  # nothing was cut
         return None
     start = offsets[head - 1][1] if head else 0
     end = offsets[tail_start][0] if tail_start < len(offsets) else len(text)
-    for unit_start, unit_end in spans:
-        if unit_start < start < unit_end:
-            start = unit_end
-        if unit_start < end < unit_end:
-            end = unit_start
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     return (start, end) if start < end else None
+
+
+def _read_part(span: Span, unread: Span | None) -> Span:
+    """A unit cut by the window's edge keeps only the part the model read (its weight is that part's);
+    the rest is shown with the unread text. A unit read on both sides of the gap keeps its head part."""
+    if unread is None:
+        return span
+    start, end = span
+    if start < unread[0] < end:
+        end = unread[0]
+    elif start < unread[1] < end:
+        start = unread[1]
+    return start, end

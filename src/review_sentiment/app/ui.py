@@ -16,6 +16,7 @@ import time
 import urllib.request
 import warnings
 from pathlib import Path
+from typing import TypedDict
 
 import gradio as gr
 
@@ -24,7 +25,7 @@ from ..errors import UserError
 from ..scorer import Scorer
 from ..scoring import review_status
 from . import MIN_CONFIDENCE
-from .batch_tab import MAX_UPLOAD_MB, score_upload, text_column_choice  # noqa: F401 (the app's API)
+from .batch_tab import BATCH_CSS, MAX_UPLOAD_MB, score_upload, text_column_choice  # noqa: F401 (the app's API)
 from .batch_tab import batch_tab as _batch_tab
 from .explain import explain, strength_colors
 
@@ -59,7 +60,7 @@ EXAMPLE_LABELS = [
 ]
 # Gradio's HighlightedText breaks lines anywhere (word-break: break-all), cutting words ("murde r") even on a
 # desktop: wrap between words, and inside one only when a single word is wider than the line.
-CSS = "#words .textfield, #words .token, #words .text { word-break: normal; overflow-wrap: break-word; }"
+CSS = "#words .textfield, #words .token, #words .text { word-break: normal; overflow-wrap: break-word; }" + BATCH_CSS
 
 
 def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[dict, list, str]:
@@ -97,7 +98,8 @@ def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -
             + "); the grey part in between is not read, so it has no weight. "
         )
     note += (
-        f"Weights by hiding each {result.granularity} the model reads, in turn ({len(result.units)} variants) "
+        f"Weights by hiding each {result.granularity} the model reads, in turn ({len(result.units)} "
+        f"variant{'s' if len(result.units) != 1 else ''}) "
         f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards {scorer.labels[1]}, "
         f"red towards {scorer.labels[0]}; strong colours for the largest effects."
     )
@@ -135,11 +137,28 @@ def model_facts(scorer: Scorer) -> str:
         ("validation ROC-AUC", f"{metrics['roc_auc']:.4f}" if "roc_auc" in metrics else "n/a"),
         ("validation split", manifest.get("data", {}).get("split", "n/a")),
         ("temperature (calibration)", manifest.get("temperature", "none (not calibrated)")),
-        ("calibration error (ECE)", f"{metrics['ece']:.4f}" if "ece" in metrics else "n/a"),
+        ("calibration error (ECE)", _served_ece(manifest.get("calibration", {}))),
         ("metrics measured on", metrics.get("measured_on", "n/a")),
         ("exported", manifest.get("created")),
     ]
-    return "| about the model | |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+    return "| about the model | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
+
+
+class PredictAnswer(TypedDict):
+    """What /predict answers (its type is the endpoint's documented output)."""
+
+    label: str
+    score: float  # probability of the second label
+    confidence: float  # probability of the predicted label
+    sure: bool  # confidence at or above the app's threshold
+    provider: str  # the ONNX Runtime execution provider that ran it
+
+
+def _served_ece(calibration: dict) -> str:
+    """The expected calibration error of the confidence the app shows: after the temperature when one is
+    applied, else as measured (temperature 1)."""
+    ece = calibration.get("ece") if calibration.get("applied") else calibration.get("ece_before")
+    return f"{ece:.4f} ({calibration['ece_bins']} bins, {calibration['reviews']} validation reviews)" if ece else "n/a"
 
 
 def headline(scorer: Scorer) -> str:
@@ -178,7 +197,7 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
         with gr.Tab("Model"):
             gr.Markdown(model_facts(scorer))
 
-        def predict(text: str) -> dict:
+        def predict(text: str) -> PredictAnswer:
             """Label, probability of positive and confidence of one review, without an explanation."""
             if not text or not text.strip():
                 raise gr.Error("empty review")
@@ -197,6 +216,8 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
                 "provider": scorer.provider,
             }
 
+        # Evaluated annotations (this module's are strings): gr.api documents the output from them.
+        predict.__annotations__ = {"text": str, "return": PredictAnswer}
         gr.api(predict, api_name="predict")
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_MAX_SIZE)
     _public_api_only(demo)

@@ -38,7 +38,7 @@ class BatchConfig:
         default="auto",
         metadata={
             "help": "input text encoding, such as cp1252 or utf-16; auto: told from a BOM, else UTF-8, else "
-            "charset-normalizer on the first 1 MB (cp1252 first among equals), named in the log and the summary"
+            "cp1252 when the first 1 MB reads cleanly as it, unless charset-normalizer is confident of another script; named in the log and the summary"
         },
     )
     on_bad_lines: BadLines = field(

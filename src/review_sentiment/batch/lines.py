@@ -15,14 +15,23 @@ log = logging.getLogger(__name__)
 
 
 class UndecodableInput(UserError):
-    """Bytes not valid in the input's `encoding` at `offset` (both None: no encoding could be told).
+    """Bytes not valid in the input's `encoding` at `offset`, on `line` (all None: no encoding could be told).
 
-    The app words its own message from these: the command line's advice (--encoding) is not for a visitor.
+    `utf8_elsewhere`: the input is UTF-8 with accents read fine before the bad byte, so another encoding
+    would misread those. The app words its own message from these: the command line's advice (--encoding)
+    is not for a visitor.
     """
 
-    def __init__(self, message: str, encoding: str | None = None, offset: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        encoding: str | None = None,
+        offset: int | None = None,
+        line: int | None = None,
+        utf8_elsewhere: bool = False,
+    ) -> None:
         super().__init__(message)
-        self.encoding, self.offset = encoding, offset
+        self.encoding, self.offset, self.line, self.utf8_elsewhere = encoding, offset, line, utf8_elsewhere
 
 
 @dataclass
@@ -55,8 +64,11 @@ class DecodedLines:
         # `fallback`: read on in it at the first undecodable byte, if every byte before that was ASCII.
         self.fallback, self.switched_at = fallback, None
         self.stream, self.block = stream, block
+        self.universal = universal
         self._end = re.compile(r"\r\n|\r|\n" if universal else r"\n")
         self.bytes_read = 0
+        # For messages: lines decoded so far, and whether any was beyond ASCII.
+        self.lines_before, self.non_ascii = 0, False
 
     def describe(self) -> str:
         """The encoding as logs and summaries name it: "cp1252 (detected)", "latin-1"."""
@@ -66,36 +78,61 @@ class DecodedLines:
 
     def _decode(self, data: bytes) -> str:
         # The decoder may hold the start of a character from the last block: error positions count from it.
-        held = len(self._decoder.getstate()[0])
+        held = self._decoder.getstate()[0]
         try:
             text = self._decoder.decode(data, final=not data)
         except UnicodeDecodeError as error:
-            offset = self.bytes_read - held + error.start
-            if self.fallback and data[: error.start].isascii():
-                return self._switch(data, offset)
-            hint = "for example latin-1 or cp1252"
-            if offset < 2 and data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-                hint = "it starts like UTF-16: --encoding utf-16"
-            how = " (detected from the start of the file)" if self.detected else ""
-            raise UndecodableInput(
-                f"input is not valid {self.encoding}{how} at byte offset {offset}; pass its encoding with "
-                f"--encoding ({hint})",
-                self.encoding,
-                offset,
-            ) from error
-        if self.fallback and not data.isascii():
-            self.fallback = None  # beyond ASCII and valid: this is the file's encoding, no switching now
+            buffer, base = held + data, self.bytes_read - len(held)
+            if self.fallback and buffer[: error.start].isascii():
+                return self._switch(buffer, base, base + error.start, final=not data)
+            raise self._undecodable(error, buffer, base) from error
+        self._count_lines(text)
+        if not text.isascii():
+            # Beyond ASCII and valid (bytes held for the next block do not count: they may be a cp1252 é):
+            # this is the file's encoding, no switching now.
+            self.fallback, self.non_ascii = None, True
         return text
 
-    def _switch(self, data: bytes, offset: int) -> str:
-        # Every byte before this block was ASCII (else `fallback` is None), and ASCII reads the same in
-        # the fallback: nothing decoded so far changes, so reading on in it loses or alters nothing.
+    def _count_lines(self, text: str) -> None:
+        # Lines before the current block, for messages; a \r\n cut by a block edge may count twice.
+        self.lines_before += text.count("\n") + (text.count("\r") - text.count("\r\n") if self.universal else 0)
+
+    def _undecodable(self, error: UnicodeDecodeError, buffer: bytes, base: int) -> UndecodableInput:
+        offset = base + error.start
+        good = buffer[: error.start].decode(self.encoding, errors="replace")
+        line = self.lines_before + 1
+        line += good.count("\n") + (good.count("\r") - good.count("\r\n") if self.universal else 0)
+        how = " (detected from the start of the file)" if self.detected else ""
+        where = f"line {line} (byte offset {offset})"
+        utf8 = self.non_ascii and codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")
+        if utf8:
+            message = (
+                f"input is {self.encoding}{how} but has a byte that is not valid {self.encoding} at {where}: "
+                "fix or remove that byte (reading it with --encoding cp1252 or latin-1 would misread the "
+                "accented characters elsewhere in it)"
+            )
+        else:
+            hint = "for example latin-1 or cp1252"
+            if offset < 2 and buffer[:2] in (b"\xff\xfe", b"\xfe\xff"):
+                hint = "it starts like UTF-16: --encoding utf-16"
+            message = f"input is not valid {self.encoding}{how} at {where}; pass its encoding with --encoding ({hint})"
+        return UndecodableInput(message, self.encoding, offset, line, utf8)
+
+    def _switch(self, buffer: bytes, base: int, offset: int, final: bool) -> str:
+        # Every byte before `offset` was ASCII (else `fallback` is None), and ASCII reads the same in the
+        # fallback: nothing decoded so far changes, so reading on in it loses or alters nothing. `buffer`
+        # holds this block and the bytes the old decoder held back from the last one (from `base`).
         log.warning(
             "byte %d is not %s, and all before it was ASCII: reading on as %s", offset, self.encoding, self.fallback
         )
         self.encoding, self.fallback, self.switched_at = self.fallback, None, offset
         self._decoder = codecs.getincrementaldecoder(self.encoding)(errors="strict")
-        return self._decode(data)
+        try:
+            text = self._decoder.decode(buffer, final=final)
+        except UnicodeDecodeError as error:
+            raise self._undecodable(error, buffer, base) from error
+        self._count_lines(text)
+        return text
 
     def __iter__(self) -> Iterator[str]:
         pending, scanned = "", 0

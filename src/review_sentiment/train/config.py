@@ -7,6 +7,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Literal
 
+from ..card import HUB_ID_OF_ALIAS
 from ..errors import UserError
 from ..text import TextSpec, Truncation
 
@@ -98,6 +99,10 @@ class TrainConfig:
             value = getattr(self, name)
             if value and Path(value).exists():
                 setattr(self, name, str(Path(value).resolve()))
+        # A local base model as an absolute path: a relative one ("models/tiny-bert") reads, from any other
+        # folder, as a Hub id, and cards and `sentiment push` would name it as one.
+        if self.base_model not in HUB_ID_OF_ALIAS and Path(self.base_model).is_dir():
+            self.base_model = str(Path(self.base_model).resolve())
         checks = [
             (0 < self.val_fraction < 0.9, "--val-fraction must be between 0 and 0.9"),
             (self.epochs > 0, "--epochs must be positive"),
