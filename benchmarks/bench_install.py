@@ -42,7 +42,7 @@ HELP_COMMANDS = {
     "sentiment train --help": ["sentiment", "train", "--help"],
 }
 # What a copy of the repo for installing leaves out: at its top, VCS data, environments and outputs; anywhere, caches.
-TOP_LEVEL_IGNORE = {".git", ".venv", "venv", "build", "dist", "bench-out", "runs", "models", ".hypothesis"}
+TOP_LEVEL_IGNORE = {".git", ".venv", "venv", "build", "dist", "runs", "models", ".hypothesis"}
 ANYWHERE_IGNORE = shutil.ignore_patterns("__pycache__", "*.egg-info", ".*_cache")
 
 

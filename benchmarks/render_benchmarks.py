@@ -146,6 +146,19 @@ def load_section(load: dict) -> list[str]:
     return lines
 
 
+def window_section(window: dict) -> list[str]:
+    """bench_window's table: the served model reading more or less of each review than it was trained on."""
+    lines = [
+        f"## Reading window (`benchmarks/bench_window.py`, {window['date']})",
+        f"The bundled model (trained reading {window['trained_max_length']} tokens, head+tail) on all "
+        f"{window['reviews']} validation reviews with longer or shorter head+tail windows, the graph unchanged.",
+        "",
+        "| max length | accuracy | reviews/s |",
+        "| --- | --- | --- |",
+    ]
+    return lines + [f"| {r['max_length']} | {r['accuracy']:.2%} | {r['reviews_per_s']} |" for r in window["results"]]
+
+
 def memory_section(memory: dict) -> list[str]:
     return [
         f"## score-csv peak memory (`benchmarks/bench_memory.py`, {memory['date']})",
@@ -294,35 +307,38 @@ def install_section(install: dict) -> list[str]:
     return lines + help_timings(install["startup"])
 
 
-def benchmarks_markdown(scoring: dict, memory: dict, app: dict, train: dict, install: dict | None) -> str:
+def load_optional(name: str) -> dict | None:
+    return load(name) if (OUT / name).is_file() else None
+
+
+def benchmarks_markdown() -> str:
+    """BENCHMARKS.md: each section from its JSON when benchmarks/results/ has it, else as it was."""
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     kept = kept_sections(Path("BENCHMARKS.md"))
 
-    def section(heading: str, needs: tuple[str, ...], build) -> list[str]:
-        if all((OUT / name).is_file() for name in needs):
-            return build()
-        return kept.get(heading, [])
+    def section(heading: str, name: str, build) -> list[str]:
+        data = load_optional(name)
+        return build(data) if data is not None else kept.get(heading, [])
 
+    calibrated = "ece_before" in manifest.get("calibration", {})
     sections = [
-        training_section(train, manifest["training"]),
+        section("## Training throughput", "train.json", lambda d: training_section(d, manifest["training"])),
         accuracy_section(manifest),
-        scoring_section(scoring),
-        app_section(app),
-        section("## App under load", ("load.json",), lambda: load_section(load("load.json"))),
-        memory_section(memory),
-        section("## int8 variants", ("int8.json",), lambda: int8_section(load("int8.json"))),
+        section("## Scoring throughput vs peers", "scoring.json", scoring_section),
+        section("## App latency", "app.json", app_section),
+        section("## App under load", "load.json", load_section),
+        section("## score-csv peak memory", "memory.json", memory_section),
+        section("## int8 variants", "int8.json", int8_section),
+        section("## Reading window", "window.json", window_section),
         section(
             "## Confidence of the default model",
-            ("evaluate_default.json",),
-            lambda: (
-                calibration_section(manifest, load("evaluate_default.json"))
-                if "ece_before" in manifest.get("calibration", {})
-                else []
-            ),
+            "evaluate_default.json",
+            lambda d: calibration_section(manifest, d) if calibrated else [],
         ),
-        install_section(install) if install is not None else kept.get("## Install size and start-up", []),
+        section("## Install size and start-up", "install.json", install_section),
     ]
-    lines = header_lines(scoring, manifest)
+    scoring = load_optional("scoring.json")
+    lines = header_lines(scoring, manifest) if scoring else kept.get("", [])
     for body in sections:
         if body:
             lines += ["", *body]
@@ -334,7 +350,7 @@ def kept_sections(path: Path) -> dict[str, list[str]]:
     sections: dict[str, list[str]] = {}
     if not path.is_file():
         return sections
-    current: list[str] | None = None
+    current: list[str] | None = sections.setdefault("", [])  # the header, before the first section
     for line in path.read_text().splitlines():
         if line.startswith("## "):
             current = sections.setdefault(line.split(" (`", 1)[0], [])
@@ -387,27 +403,50 @@ def _int8_and_calibration(manifest: dict) -> str:
     return text
 
 
-def numbers_block(scoring: dict, memory: dict, app: dict, train: dict) -> str:
-    """README's "Measured" list: the headline figure of each benchmark."""
+def numbers_block(kept: list[str]) -> str:
+    """README's "Measured" list: the headline figure of each benchmark; a line whose JSON is not in
+    benchmarks/results/ is kept as README has it (`kept`: the block's current lines)."""
+    scoring, memory, app, train = (load_optional(n) for n in ("scoring.json", "memory.json", "app.json", "train.json"))
+
+    def line(prefix: str, data: dict | None, build) -> str:
+        return build(data) if data is not None else next((k for k in kept if k.startswith(prefix)), "")
+
+    lines = [
+        line("On ", scoring, lambda d: f"On {d['machine']} (2 cores, no GPU), {d['date']}:"),
+        "",
+        line("- Scoring:", scoring, _scoring_line),
+        line("- score-csv peak memory:", memory, _memory_line),
+        line("- App:", app, _app_line),
+        line("- Training", train, _train_line),
+    ]
+    return "\n".join(lines)
+
+
+def _scoring_line(scoring: dict) -> str:
     best = max((r for r in scoring["results"] if r["name"].startswith("(c)")), key=lambda r: r["reviews_per_s"])
-    long_explain = next(r for r in app["results"] if r["input"].startswith("long") and r["endpoint"] == "/analyze")
-    return "\n".join(
-        [
-            f"On {scoring['machine']} (2 cores, no GPU), {scoring['date']}:",
-            "",
-            f"- Scoring: {best['name'].removeprefix('(c) ')} {best['reviews_per_s']} reviews/s = {best['ratio_to_pipeline']:.2f}× a "
-            f"transformers pipeline on the same model ({scoring['results'][0]['reviews_per_s']} reviews/s), accuracy "
-            f"{best['accuracy']:.2%} vs {scoring['results'][0]['accuracy']:.2%} on {scoring['samples']} validation reviews.",
-            "- score-csv peak memory: "
-            + ", ".join(f"{r['peak_rss_mb']:.0f} MB at {r['rows']:,} rows" for r in memory["results"])
-            + ".",
-            f"- App: a 300-word review explained in p50 {long_explain['p50_ms'] / 1000:.2f} s (p95 {long_explain['p95_ms'] / 1000:.2f} s).",
-            "- Training (LoRA, MiniLM, 256 tokens): "
-            + ", ".join(f"{r['reviews_per_s']:.1f} reviews/s {r['precision']}" for r in train["results"])
-            + bf16_note(train)
-            + ".",
-        ]
+    return (
+        f"- Scoring: {best['name'].removeprefix('(c) ')} {best['reviews_per_s']} reviews/s = {best['ratio_to_pipeline']:.2f}× a "
+        f"transformers pipeline on the same model ({scoring['results'][0]['reviews_per_s']} reviews/s), accuracy "
+        f"{best['accuracy']:.2%} vs {scoring['results'][0]['accuracy']:.2%} on {scoring['samples']} validation reviews."
     )
+
+
+def _memory_line(memory: dict) -> str:
+    sizes = ", ".join(f"{r['peak_rss_mb']:.0f} MB at {r['rows']:,} rows" for r in memory["results"])
+    return f"- score-csv peak memory: {sizes}."
+
+
+def _app_line(app: dict) -> str:
+    long_explain = next(r for r in app["results"] if r["input"].startswith("long") and r["endpoint"] == "/analyze")
+    return (
+        f"- App: a 300-word review explained in p50 {long_explain['p50_ms'] / 1000:.2f} s "
+        f"(p95 {long_explain['p95_ms'] / 1000:.2f} s)."
+    )
+
+
+def _train_line(train: dict) -> str:
+    speeds = ", ".join(f"{r['reviews_per_s']:.1f} reviews/s {r['precision']}" for r in train["results"])
+    return f"- Training (LoRA, MiniLM, 256 tokens): {speeds}{bf16_note(train)}."
 
 
 def replace_readme_blocks(blocks: dict[str, str]) -> None:
@@ -420,13 +459,16 @@ def replace_readme_blocks(blocks: dict[str, str]) -> None:
     Path("README.md").write_text(readme)
 
 
+def readme_block(name: str) -> list[str]:
+    readme = Path("README.md").read_text()
+    return readme.split(f"<!-- {name}:start -->", 1)[1].split(f"<!-- {name}:end -->", 1)[0].strip().splitlines()
+
+
 def main() -> None:
-    scoring, memory, app, train = load("scoring.json"), load("memory.json"), load("app.json"), load("train.json")
-    install = load("install.json") if (OUT / "install.json").is_file() else None
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
-    Path("BENCHMARKS.md").write_text(benchmarks_markdown(scoring, memory, app, train, install))
+    Path("BENCHMARKS.md").write_text(benchmarks_markdown())
     print(Path("BENCHMARKS.md").read_text())
-    replace_readme_blocks({"model": model_block(manifest), "numbers": numbers_block(scoring, memory, app, train)})
+    replace_readme_blocks({"model": model_block(manifest), "numbers": numbers_block(readme_block("numbers"))})
 
 
 if __name__ == "__main__":
