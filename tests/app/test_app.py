@@ -75,6 +75,17 @@ def test_a_sentence_cut_by_the_window_is_coloured_only_where_it_was_read(bag_of_
     assert shown.strip() == result.text[start:end] and result.truncated
 
 
+def test_a_unit_read_on_both_sides_of_the_gap_is_coloured_on_both(bag_of_words_model):
+    scorer = Scorer.load(bag_of_words_model)
+    text = "great " * 10 + "awful " * 100 + "wonderful " * 50  # one sentence: no end marks at all
+    result = explain(scorer, text, max_units=8)
+    assert result.granularity == "sentence" and len(result.spans) == 1 and result.unread is not None
+    shown = result.highlighted()
+    categories = [category for piece, category in shown if piece.strip()]
+    assert categories == ["strongly positive", "not read", "strongly positive"]
+    assert "".join(piece for piece, _ in shown) == result.text
+
+
 def test_long_reviews_are_explained_by_sentence_with_bounded_cost():
     words = " ".join(f"word{i}" for i in range(30))
     assert split_units(words, 48)[1] == "word"

@@ -198,6 +198,9 @@ def test_random_western_text_in_cp1252_is_read_back_exactly(text):
     [
         ("Отличный фильм, актёры играют прекрасно. Сюжет немного затянут.\n" * 3, "cp1251"),
         ("Πολύ καλή ταινία, οι ηθοποιοί είναι εξαιρετικοί.\n" * 3, "cp1253"),
+        # CJK: charset-normalizer is sure (chaos 0) but scores coherence low; the cp1252 reading is mojibake.
+        ("这部电影非常好看，演员的表演很精彩，我推荐大家去看。\n" * 3, "gbk"),
+        ("이 영화는 정말 재미있었고 배우들의 연기가 훌륭했습니다.\n" * 3, "euc-kr"),
     ],
 )
 def test_text_charset_normalizer_is_confident_is_in_another_script_is_not_forced_to_cp1252(text, encoding):

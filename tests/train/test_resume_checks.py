@@ -110,3 +110,15 @@ def test_resuming_bf16_where_it_is_emulated_warns(monkeypatch, tmp_path, caplog,
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("emulates" in w for w in warnings) == emulated, machine
     assert "resuming in bfloat16, the precision this run started with" in caplog.text
+
+
+def test_a_relative_base_model_recorded_by_an_older_version_is_the_same_option(tmp_path, monkeypatch):
+    from review_sentiment.train.config import TrainConfig
+    from review_sentiment.train.prepare import _changed_options
+
+    (tmp_path / "models" / "tiny-bert").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    current = TrainConfig(output="out", dataset="imdb", base_model="models/tiny-bert").to_dict()
+    assert current["base_model"] == str(tmp_path / "models" / "tiny-bert")  # recorded absolute now
+    assert _changed_options({**current, "base_model": "models/tiny-bert"}, current) == []
+    assert _changed_options({**current, "base_model": "models/other"}, current) != []

@@ -56,6 +56,7 @@ class Explanation:
     tokens: int
     truncated: bool  # more tokens than the model reads
     unread: Span | None  # the characters the model never reads (between head and tail), shown greyed
+    pieces: list[tuple[Span, int]]  # what is shown in each unit's colour: (span, unit index), unread text left out
 
     @property
     def units(self) -> list[str]:
@@ -69,9 +70,9 @@ class Explanation:
         """
         scale = max((abs(w) for w in self.weights), default=0.0) or 1.0
         pieces: list[tuple[Span, str | None]] = []
-        for span, weight in zip(self.spans, self.weights, strict=True):
-            share = abs(weight) / scale
-            direction = labels[1] if weight > 0 else labels[0]
+        for span, unit in self.pieces:
+            share = abs(self.weights[unit]) / scale
+            direction = labels[1] if self.weights[unit] > 0 else labels[0]
             pieces.append((span, f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None))
         if self.unread:
             pieces.append((self.unread, NOT_READ))
@@ -157,10 +158,12 @@ def explain(
     )
     log_odds = logits[:, 1] - logits[:, 0]
     unread = _unread(cleaned_text, offsets, head, tail_start)
+    parts = [_read_parts(cleaned_text, span, unread) for span in spans]
     return Explanation(
         prediction=scorer.to_prediction(logits[0]),
         text=cleaned_text,
-        spans=[_read_part(span, unread) for span in spans],
+        spans=[unit_parts[0] for unit_parts in parts],
+        pieces=[(part, unit) for unit, unit_parts in enumerate(parts) for part in unit_parts],
         weights=[float(log_odds[0] - value) for value in log_odds[1:]],
         granularity=granularity,
         tokens=len(offsets),
@@ -182,14 +185,17 @@ def _unread(text: str, offsets: list[Span], head: int, tail_start: int) -> Span 
     return (start, end) if start < end else None
 
 
-def _read_part(span: Span, unread: Span | None) -> Span:
-    """A unit cut by the window's edge keeps only the part the model read (its weight is that part's);
-    the rest is shown with the unread text. A unit read on both sides of the gap keeps its head part."""
-    if unread is None:
-        return span
+def _read_parts(text: str, span: Span, unread: Span | None) -> list[Span]:
+    """The parts of a unit that the model read: a unit cut by the window's edge loses the part beyond it
+    (shown with the unread text), and one that spans the whole gap keeps a part on each side."""
+    if unread is None or span[1] <= unread[0] or span[0] >= unread[1]:
+        return [span]
+    parts = [_strip_end(text, (span[0], unread[0])), _strip_start(text, (unread[1], span[1]))]
+    return [(a, b) for a, b in parts if a < b] or [span]
+
+
+def _strip_start(text: str, span: Span) -> Span:
     start, end = span
-    if start < unread[0] < end:
-        end = unread[0]
-    elif start < unread[1] < end:
-        start = unread[1]
+    while start < end and text[start].isspace():
+        start += 1
     return start, end

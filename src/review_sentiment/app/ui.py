@@ -95,7 +95,7 @@ def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -
                 if spec.truncation == "head+tail"
                 else spec.truncation
             )
-            + "); the grey part in between is not read, so it has no weight. "
+            + "); the grey part is not read, so it has no weight. "
         )
     note += (
         f"Weights by hiding each {result.granularity} the model reads, in turn ({len(result.units)} "

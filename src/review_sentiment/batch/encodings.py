@@ -24,7 +24,7 @@ WESTERN = "cp1252"
 # When a reading in another script beats cp1252 (charset-normalizer's chaos 0-1+, coherence 0-1): measured
 # on short reviews, real Cyrillic/Greek/Arabic text scores chaos 0, coherence 0.2+, and cp1252 chaos 1+;
 # random Latin-1 letters read in another script score coherence 0, or chaos near cp1252's.
-_CONFIDENT_CHAOS, _CONFIDENT_COHERENCE, _CHAOS_GAP = 0.05, 0.2, 0.3
+_CONFIDENT_CHAOS, _CONFIDENT_COHERENCE, _CHAOS_GAP, _MOJIBAKE_GAP, _MOJIBAKE_MIN_BYTES = 0.05, 0.2, 0.3, 1.0, 24
 # Blocks of no script (punctuation, accents, symbols): they do not make a reading non-Latin.
 _SCRIPTLESS = frozenset(
     {
@@ -120,8 +120,13 @@ def _reads_as_western(sample: bytes, best: CharsetMatch | None) -> bool:
         return True
     from charset_normalizer.md import mess_ratio
 
-    confident = best.chaos <= _CONFIDENT_CHAOS and best.coherence >= _CONFIDENT_COHERENCE
-    return not (confident and mess_ratio(text, 1.0) - best.chaos >= _CHAOS_GAP)
+    gap = mess_ratio(text, 1.0) - best.chaos
+    # charset-normalizer scores CJK text low on coherence even when it is sure of it (GBK 0.14, EUC-KR 0):
+    # a cp1252 reading that is far messier (mojibake) settles it there.
+    # (on enough non-ASCII bytes: one "¡" alone reads as anything).
+    mojibake = gap >= _MOJIBAKE_GAP and sum(byte > 127 for byte in sample) >= _MOJIBAKE_MIN_BYTES
+    sure = best.coherence >= _CONFIDENT_COHERENCE or mojibake
+    return not (best.chaos <= _CONFIDENT_CHAOS and sure and gap >= _CHAOS_GAP)
 
 
 def _is_latin(block: str) -> bool:

@@ -10,6 +10,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,10 +56,17 @@ def _changed_options(saved: dict, current: dict) -> list[str]:
     for name, value in current.items():
         recorded = name in saved
         before = saved[name] if recorded else defaults.get(name)
-        if name not in RESUME_FREE and before != value:
+        if name not in RESUME_FREE and before != value and not _same_local_path(before, value):
             note = "" if recorded else "not recorded, so its default "
             changed.append(f"{name} ({note}{before!r} → {value!r})")
     return changed
+
+
+def _same_local_path(before, value) -> bool:
+    """A folder or file the first run recorded relative (older versions did) and this run records absolute."""
+    if not (isinstance(before, str) and isinstance(value, str)) or Path(before).is_absolute():
+        return False
+    return Path(before).exists() and str(Path(before).resolve()) == str(Path(value).resolve())
 
 
 def resume(run: Run) -> TrainState:
