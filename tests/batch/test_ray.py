@@ -3,6 +3,7 @@ import pytest
 
 from review_sentiment.batch.config import BatchConfig
 from review_sentiment.batch.score_file import score_file
+from review_sentiment.errors import UserError
 
 from ..conftest import toy_reviews
 
@@ -50,6 +51,14 @@ def test_ray_engine_equals_local_engine(exported, tmp_path, local_ray):
         .reset_index(drop=True)
     )
     assert distributed["review"].tolist() == local["review"].tolist()
+    # each row names the file it came from, relative to the input folder; Ray's own `path` is not kept
+    by_file = pd.concat(
+        [frames[0].assign(source_file="part-0.parquet"), frames[1].assign(source_file="part-1.parquet")]
+    )
+    assert dict(zip(distributed["review"], distributed["source_file"], strict=True)) == dict(
+        zip(by_file["review"], by_file["source_file"], strict=True)
+    )
+    assert list(distributed.columns) == [*local.columns, "source_file"]
     assert distributed["status"].tolist() == local["status"].tolist()
     assert distributed["label"].fillna("").tolist() == local["label"].fillna("").tolist()
     pd.testing.assert_series_equal(distributed["score"].astype(float), local["score"].astype(float), atol=1e-5)
@@ -58,9 +67,53 @@ def test_ray_engine_equals_local_engine(exported, tmp_path, local_ray):
 def test_ray_plan_leaves_room_for_read_tasks():
     from review_sentiment.batch.ray_engine import _plan
 
-    assert _plan({"CPU": 2.0}, "auto") == {"concurrency": 1, "num_gpus": 0, "num_cpus": 1, "threads": 1}
-    assert _plan({"CPU": 16.0}, "cpu")["concurrency"] == 8
-    assert _plan({"CPU": 16.0, "GPU": 4.0}, "auto")["concurrency"] == 4
+    assert _plan({"CPU": 2.0}, "auto") == {"actors": 1, "num_gpus": 0, "num_cpus": 1, "threads": 1}
+    assert _plan({"CPU": 16.0}, "cpu")["actors"] == 8
+    assert _plan({"CPU": 16.0, "GPU": 4.0}, "auto")["actors"] == 4
+    assert _plan({"CPU": 4.0, "GPU": 4.0}, "auto")["actors"] == 3  # one CPU left for reading
+    for cpus in (0.0, 1.0, 1.5):
+        with pytest.raises(UserError, match="needs at least 2"):
+            _plan({"CPU": cpus, "GPU": 1.0}, "auto")
+
+
+@pytest.mark.timeout(120)
+def test_ray_refuses_a_one_cpu_cluster_instead_of_hanging(exported, tmp_path):
+    """Issue 16: the only CPU went to the scoring actor, the read never ran and the job hung silently."""
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    toy_reviews(4, seed=1).to_parquet(folder / "part-0.parquet")
+    ray.shutdown()  # a module fixture's 2-CPU Ray may be running; this test needs its own
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    try:
+        with pytest.raises(UserError, match=r"has 1 CPU\(s\); --engine ray needs at least 2"):
+            score_file(
+                BatchConfig(input=str(folder), output=str(tmp_path / "o"), model=str(exported["none"]), engine="ray")
+            )
+        assert not (tmp_path / "o").exists()
+    finally:
+        ray.shutdown()  # later tests start their own Ray
+
+
+def test_ray_output_is_a_sibling_of_the_input_never_inside_it(exported, tmp_path):
+    from review_sentiment.batch.ray_engine import default_ray_output
+
+    assert default_ray_output("reviews/part-*.parquet") == "reviews.scored"  # was reviews/part.scored, read back
+    assert default_ray_output("reviews/") == default_ray_output("reviews.parquet") == "reviews.scored"
+    assert default_ray_output("s3://b/reviews/*.csv") == "s3://b/reviews.scored"
+    folder = tmp_path / "reviews"
+    folder.mkdir()
+    toy_reviews(3, seed=1).to_csv(folder / "part-0.csv", index=False)
+    model = str(exported["none"])
+    for source, output in [
+        (str(folder), folder / "scored"),
+        (str(folder / "*.csv"), folder / "scored.csv"),
+        (str(folder / "*.csv"), folder),
+    ]:
+        with pytest.raises(UserError, match="is inside the input folder"):
+            score_file(BatchConfig(input=source, output=str(output), model=model, engine="ray", overwrite=True))
+    with pytest.raises(UserError, match="one file only on this machine"):
+        score_file(BatchConfig(input=str(folder), output="s3://b/scored.csv", model=model, engine="ray"))
+    assert sorted(p.name for p in folder.iterdir()) == ["part-0.csv"]
 
 
 def test_ray_overwrite_replaces_and_a_file_name_gives_one_file(exported, tmp_path, local_ray):
@@ -77,11 +130,11 @@ def test_ray_overwrite_replaces_and_a_file_name_gives_one_file(exported, tmp_pat
     summary = score_file(BatchConfig(input=str(folder), output=str(single), model=model, engine="ray"))
     assert single.is_file() and summary.rows == 6
     assert pd.read_csv(single)["status"].eq("ok").all() and len(pd.read_csv(single)) == 6
+    assert sorted(set(pd.read_csv(single)["source_file"])) == ["part-0.csv", "part-1.csv"]
+    assert "path" not in pd.read_csv(single).columns
 
 
 def test_ray_refuses_what_its_readers_cannot_read_with_one_line(exported, tmp_path, local_ray):
-    from review_sentiment.errors import UserError
-
     source = tmp_path / "dup.csv"
     source.write_text("text,text,id\ngreat,awful,1\n")
     with pytest.raises(UserError, match="try --engine local"):

@@ -72,7 +72,13 @@ class BatchConfig:
     )
     engine: Literal["local", "ray"] = field(
         default="local",
-        metadata={"help": "ray: distributed with Ray Data over files, folders, globs or URIs (needs the [ray] extra)"},
+        metadata={
+            "help": (
+                "ray: distributed with Ray Data over files, folders, globs or URIs (needs the [ray] extra and a "
+                "cluster of 2+ CPUs); writes a folder of Parquet shards beside the input (not inside it), with a "
+                "source_file column for folder and glob inputs"
+            )
+        },
     )
 
     def __post_init__(self) -> None:

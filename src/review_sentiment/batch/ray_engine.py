@@ -26,19 +26,39 @@ from .parts import Parts, output_lock
 from .writers import output_schema
 
 log = logging.getLogger(__name__)
+RAY_PATH = "path"  # the column Ray's readers add with include_paths=True
 
 
 class ScoringActor:
-    """One session per actor, built once; called with pandas batches."""
+    """One session per actor, built once; called with pandas batches.
+
+    `source` is (column name, input folder as Ray spells paths) for folder and glob inputs: Ray's `path`
+    column is then replaced by that column, each row's input file relative to the input folder.
+    """
 
     def __init__(
-        self, model: str, provider: str, threads: int | None, text_column: str, batch_size: int, min_confidence=None
+        self,
+        model: str,
+        provider: str,
+        threads: int | None,
+        text_column: str,
+        batch_size: int,
+        min_confidence=None,
+        source: tuple[str, str] | None = None,
     ) -> None:
         self.scorer = Scorer.load(model, provider, threads, max_batch=batch_size)
         self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
+        self.source = source
 
     def __call__(self, batch):
-        return score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
+        """Score one pandas batch; rows keep their order."""
+        if self.source is None:
+            return score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
+        name, base = self.source
+        paths = batch.pop(RAY_PATH)
+        scored = score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
+        scored[name] = [p[len(base) + 1 :] if p.startswith(base + "/") else p for p in paths]
+        return scored
 
 
 def expand_paths(source: str) -> list[str]:
@@ -64,16 +84,23 @@ def expand_paths(source: str) -> list[str]:
 def _plan(resources: dict, provider: str) -> dict:
     """Actor pool from the cluster's resources.
 
-    On a 2-CPU machine two 1-CPU actors leave nothing for Ray Data's read tasks and the run hangs,
-    so CPU actors take at most half the CPUs; GPU actors take one GPU each.
+    Actors hold their CPU for the whole run and Ray Data's read tasks need one CPU each: if the actors
+    take every CPU the files are never read and the run hangs silently. So CPU actors take at most half
+    the CPUs, GPU actors (one GPU and one CPU each) leave one CPU free, and a cluster with fewer than
+    2 CPUs is refused.
     """
-    cpus, gpus = resources.get("CPU", 1.0), resources.get("GPU", 0.0)
+    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
+    if cpus < 2:
+        raise UserError(
+            f"the Ray cluster has {cpus:g} CPU(s); --engine ray needs at least 2 (one to read the files, one per "
+            "scoring actor) or it would hang: start Ray with more CPUs, or use --engine local"
+        )
     if provider in ("cuda", "tensorrt") or (provider == "auto" and gpus >= 1):
         if gpus < 1:
             raise UserError(f"--provider {provider} with --engine ray needs GPUs in the Ray cluster; it has none")
-        return {"concurrency": int(gpus), "num_gpus": 1, "num_cpus": 1, "threads": None}
-    actors = max(1, int(cpus // 2))
-    return {"concurrency": actors, "num_gpus": 0, "num_cpus": 1, "threads": max(1, int(cpus // (2 * actors)))}
+        return {"actors": min(int(gpus), int(cpus) - 1), "num_gpus": 1, "num_cpus": 1, "threads": None}
+    actors = int(cpus // 2)
+    return {"actors": actors, "num_gpus": 0, "num_cpus": 1, "threads": max(1, int(cpus // (2 * actors)))}
 
 
 def input_format(paths: list[str], given: str | None) -> str:
@@ -129,18 +156,16 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
     readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "jsonl": ray.data.read_json}
     if fmt not in readers:
         raise UserError(f"--engine ray reads Parquet, CSV or JSON Lines, not {fmt!r}")
-    output = cfg.output or default_ray_output(paths[0])
-    single_file = Path(output).suffix.lower() in FORMATS
-    if single_file and format_of(output) not in OUTPUT_FORMATS:
-        raise UserError(f"output must be a folder or a .csv, .tsv, .parquet, .jsonl or .json file, not {output}")
-    if _exists(output) and not cfg.overwrite:
-        raise UserError(f"output {output} already exists; pass --overwrite to replace it")
+    folder = input_folder(cfg.input)
+    output, single_file = _output(cfg, folder)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
+    plan = _plan(ray.cluster_resources(), cfg.provider)  # before any read: a starved cluster would hang
     ray.data.DataContext.get_current().execution_options.preserve_order = True
     model = str(resolve_model_folder(cfg.model))
     try:
-        return _score(cfg, readers[fmt](paths), model, output, single_file)
+        dataset = readers[fmt](paths, include_paths=folder is not None)
+        return _score(cfg, dataset, model, output, single_file, plan, folder)
     except ray.exceptions.RayError as error:
         cause = str(error).strip().splitlines()[-1][:300]
         raise UserError(
@@ -149,14 +174,61 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
         ) from error
 
 
-def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool) -> Summary:
+def _output(cfg: BatchConfig, folder: str | None) -> tuple[str, bool]:
+    """The output (given, else a sibling of the input) and whether it is one file; refused when unsafe."""
+    output = cfg.output or default_ray_output(cfg.input)
+    single_file = Path(output).suffix.lower() in FORMATS
+    if single_file and format_of(output) not in OUTPUT_FORMATS:
+        raise UserError(f"output must be a folder or a .csv, .tsv, .parquet, .jsonl or .json file, not {output}")
+    if single_file and "://" in output:
+        raise UserError(f"--engine ray writes one file only on this machine; give a folder for {output} instead")
+    if folder is not None and _inside(output, folder):
+        raise UserError(
+            f"output {output} is inside the input folder {folder}, where the next run over that folder would read "
+            f"it as input; choose an output outside it (the default is {default_ray_output(cfg.input)})"
+        )
+    if _exists(output) and not cfg.overwrite:
+        raise UserError(f"output {output} already exists; pass --overwrite to replace it")
+    return output, single_file
+
+
+def input_folder(source: str) -> str | None:
+    """The folder a folder or glob input reads from (`.` for a glob without one); None for one file."""
+    if any(ch in source for ch in "*?["):
+        prefix = source[: min(source.index(ch) for ch in "*?[" if ch in source)]
+        return (prefix.rsplit("/", 1)[0] or "/") if "/" in prefix else "."
+    if "://" in source:
+        return None if Path(source).suffix else source.rstrip("/")
+    return (source.rstrip("/") or "/") if Path(source).is_dir() else None
+
+
+def _inside(output: str, folder: str) -> bool:
+    if "://" in output or "://" in folder:
+        return output.rstrip("/").startswith(folder.rstrip("/") + "/") or output.rstrip("/") == folder.rstrip("/")
+    return Path(output).resolve().is_relative_to(Path(folder).resolve())
+
+
+def _ray_base(folder: str) -> str:
+    """The input folder as Ray's `path` column spells it: absolute locally, without the scheme for URIs."""
+    if "://" in folder:
+        return folder.split("://", 1)[1].rstrip("/")
+    return str(Path(folder).resolve())
+
+
+def _score(
+    cfg: BatchConfig, dataset, model: str, output: str, single_file: bool, plan: dict, folder: str | None
+) -> Summary:
     import pandas as pd
     import ray
 
-    columns = dataset.schema().names
-    text_column = detect_column(pd.DataFrame(dataset.take(200), columns=columns), TEXT_COLUMNS, "text", cfg.text_column)
-    plan = _plan(ray.cluster_resources(), cfg.provider)
-    log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["concurrency"], plan["num_cpus"], plan["num_gpus"])
+    columns = [c for c in dataset.schema().names if folder is None or c != RAY_PATH]
+    if cfg.label_column and cfg.label_column not in columns:
+        raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
+    sample = pd.DataFrame(dataset.take(200), columns=dataset.schema().names)[columns]
+    text_column = detect_column(sample, TEXT_COLUMNS, "text", cfg.text_column)
+    names = result_names(columns)
+    source = None if folder is None else (source_name(columns + list(names.values())), _ray_base(folder))
+    log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["actors"], plan["num_cpus"], plan["num_gpus"])
     started = time.monotonic()
     scored = dataset.map_batches(
         ScoringActor,
@@ -167,10 +239,11 @@ def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool
             "text_column": text_column,
             "batch_size": cfg.batch_size,
             "min_confidence": cfg.min_confidence,
+            "source": source,
         },
         batch_size=cfg.chunk_rows,
         batch_format="pandas",
-        concurrency=plan["concurrency"],
+        compute=ray.data.ActorPoolStrategy(size=plan["actors"]),  # `concurrency=` is deprecated since Ray 2.51
         num_cpus=plan["num_cpus"],
         num_gpus=plan["num_gpus"],
     )
@@ -181,21 +254,37 @@ def _score(cfg: BatchConfig, dataset, model: str, output: str, single_file: bool
         min_confidence=cfg.min_confidence,
         label_column=cfg.label_column,
     )
-    names = result_names(columns)
-    if cfg.label_column and cfg.label_column not in columns:
-        raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
     labels = tuple(read_manifest(Path(model))["labels"])
 
     def tally(frame) -> dict:
         return Summary.counts(frame, names, frame[cfg.label_column] if cfg.label_column else None, labels)
 
     if single_file:  # replaced atomically at the end, under the output's lock
-        _collect_into_file(scored, Path(output), output_schema(_arrow_schema(dataset), names), cfg.raw, summary, tally)
+        schema = _file_schema(dataset, columns, names, source)
+        _collect_into_file(scored, Path(output), schema, cfg.raw, summary, tally)
     else:
         _write_folder(scored, output, names, cfg, summary, tally)
     summary.seconds = time.monotonic() - started
     summary.scored_now = summary.scored
     return summary
+
+
+def source_name(columns: list[str]) -> str:
+    """`source_file`, suffixed like our other columns where the input already has that name."""
+    name, i = "source_file", 1
+    while name in columns:
+        name, i = f"source_file_pred{'' if i == 1 else i}", i + 1
+    return name
+
+
+def _file_schema(dataset, columns: list[str], names: dict[str, str], source: tuple[str, str] | None):
+    """The single output file's schema: the input's columns, ours, then the source file's column."""
+    import pyarrow as pa
+
+    if source is None:
+        return output_schema(_arrow_schema(dataset), names)
+    schema = output_schema(_arrow_schema(dataset).remove_metadata(), names)
+    return pa.schema([f for f in schema if f.name != RAY_PATH or f.name in columns] + [(source[0], pa.string())])
 
 
 def _write_folder(scored, output: str, names: dict[str, str], cfg: BatchConfig, summary: Summary, tally) -> None:
@@ -211,11 +300,18 @@ def _write_folder(scored, output: str, names: dict[str, str], cfg: BatchConfig, 
         summary.record(tally(batch))
 
 
-def default_ray_output(first: str) -> str:
-    """`reviews/` or `reviews/*.parquet` → `reviews.scored` (a folder)."""
-    base = first.split("*", 1)[0].rstrip("/")
-    if "*" not in first and Path(base).suffix.lower() in FORMATS:
-        base = str(Path(base).with_suffix(""))
+def default_ray_output(source: str) -> str:
+    """A sibling folder named after the input, never inside it: `reviews/`, `reviews/part-*.parquet` or
+    `reviews.parquet` → `reviews.scored`; a glob in the current folder → `../<its name>.scored`."""
+    folder = input_folder(source) if "://" in source or any(ch in source for ch in "*?[") else None
+    if folder is None:
+        base = source.rstrip("/")
+        base = str(Path(base).with_suffix("")) if Path(base).suffix.lower() in FORMATS else base
+    elif "://" in folder:
+        base = folder
+    else:
+        local = Path(folder).resolve()
+        base = folder if local.name and Path(folder).name == local.name else str(local)
     return base.rstrip("/._-") + ".scored"
 
 
