@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 HUB_ID_OF_ALIAS = {"minilm": "sentence-transformers/all-MiniLM-L6-v2"}
@@ -54,6 +55,11 @@ def model_name(base: str) -> str:
     return hub_model_id(base) or f"{_base_name(base)} (a local model folder)"
 
 
+def short_model_name(base: str) -> str:
+    """A base model as a visitor reads it: `model_name` without the Hub owner ("all-MiniLM-L6-v2")."""
+    return model_name(base).split("/")[-1]
+
+
 def dataset_name(source: str) -> str:
     """A dataset as a card names it: its Hub id, or a local file's (or folder's) name said to be one."""
     if hub_dataset_id(source):
@@ -62,10 +68,10 @@ def dataset_name(source: str) -> str:
     return f"{name} (a local {'file' if Path(name).suffix else 'folder'})"
 
 
-def public_split(split: str) -> str:
-    """The validation split's description with an eval file named as `dataset_name` names it."""
+def public_split(split: str, namer: Callable[[str], str] = dataset_name) -> str:
+    """The validation split's description with an eval file named by `namer` (as a card names it by default)."""
     prefix = "eval file "
-    return prefix + dataset_name(split[len(prefix) :]) if split.startswith(prefix) else split
+    return prefix + namer(split[len(prefix) :]) if split.startswith(prefix) else split
 
 
 def public_model_id(base: str) -> str:
@@ -89,9 +95,8 @@ def public_manifest(manifest: dict) -> dict:
     for part in ("train", "validation"):
         if isinstance(data.get(part), dict) and isinstance(data[part].get("source"), str):
             data[part]["source"] = public_path(data[part]["source"])
-    prefix = "eval file "
-    if isinstance(data.get("split"), str) and data["split"].startswith(prefix):
-        data["split"] = prefix + public_path(data["split"][len(prefix) :])
+    if isinstance(data.get("split"), str):
+        data["split"] = public_split(data["split"], public_path)
     options = clean.get("hyperparameters") if isinstance(clean.get("hyperparameters"), dict) else {}
     namers = {"dataset": public_path, "eval_file": public_path, "base_model": public_model_id, "output": _base_name}
     for key, namer in namers.items():

@@ -150,14 +150,21 @@ def _check_repo_id(repo: str) -> None:
         raise UserError(f"--repo {repo!r}: give the owner too, as user/name or organization/name")
 
 
+def require_token() -> None:
+    """Refuse, before any network call, to talk to the Hub without a token (push and space push)."""
+    from huggingface_hub import get_token
+
+    if not get_token():
+        raise UserError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
+
+
 def _check_can_reach_hub() -> None:
     """Offline mode and a missing token, each refused before any network call."""
-    from huggingface_hub import constants, get_token
+    from huggingface_hub import constants
 
     if constants.HF_HUB_OFFLINE:
         raise UserError("HF_HUB_OFFLINE is set, so huggingface_hub makes no network call: unset it to push")
-    if not get_token():
-        raise UserError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
+    require_token()
 
 
 def _why(error: Exception, repo: str) -> str:

@@ -24,7 +24,7 @@ from ..batch.formats import FORMATS, format_of
 from ..batch.lines import UndecodableInput
 from ..batch.score_file import score_file
 from ..batch.tables import TableReader
-from ..card import model_name
+from ..card import short_model_name
 from ..columns import TEXT_COLUMNS, detect_column, text_like
 from ..errors import UserError
 from ..scorer import Scorer
@@ -202,7 +202,7 @@ def _plain_name(scorer: Scorer) -> str:
     if not base:
         return scorer.folder.name
     quantization = scorer.manifest.get("quantization", "none")
-    return model_name(base).split("/")[-1] + (f" ({quantization})" if quantization != "none" else "")
+    return short_model_name(base) + (f" ({quantization})" if quantization != "none" else "")
 
 
 def _score(scorer: Scorer, upload: str, column: str, progress, min_confidence: float | None, output: Path) -> Summary:

@@ -109,7 +109,7 @@ def split_units(text: str, max_units: int, read: list[Span] | None = None) -> tu
     words = [m.span() for m in _WORD.finditer(text) if overlaps(m.span())]
     if len(words) <= max_units:
         return words, "word"
-    sentences = [_strip_end(text, m.span()) for m in _SENTENCE.finditer(text)]
+    sentences = [_strip(text, m.span()) for m in _SENTENCE.finditer(text)]
     # Runs of consecutive read sentences (head, tail): a group never spans the unread middle.
     runs: list[list[Span]] = []
     for index, sentence in enumerate(sentences):
@@ -127,8 +127,11 @@ def split_units(text: str, max_units: int, read: list[Span] | None = None) -> tu
     return groups, "sentence group"
 
 
-def _strip_end(text: str, span: Span) -> Span:
+def _strip(text: str, span: Span) -> Span:
+    """`span` without the whitespace at either end."""
     start, end = span
+    while start < end and text[start].isspace():
+        start += 1
     while end > start and text[end - 1].isspace():
         end -= 1
     return start, end
@@ -176,12 +179,9 @@ def _unread(text: str, offsets: list[Span], head: int, tail_start: int) -> Span 
     """The characters the model never reads: after the head's last token and before the tail's first."""
     if tail_start == head:  # nothing was cut
         return None
-    start = offsets[head - 1][1] if head else 0
-    end = offsets[tail_start][0] if tail_start < len(offsets) else len(text)
-    while start < end and text[start].isspace():
-        start += 1
-    while end > start and text[end - 1].isspace():
-        end -= 1
+    after_head = offsets[head - 1][1] if head else 0
+    before_tail = offsets[tail_start][0] if tail_start < len(offsets) else len(text)
+    start, end = _strip(text, (after_head, before_tail))
     return (start, end) if start < end else None
 
 
@@ -190,12 +190,5 @@ def _read_parts(text: str, span: Span, unread: Span | None) -> list[Span]:
     (shown with the unread text), and one that spans the whole gap keeps a part on each side."""
     if unread is None or span[1] <= unread[0] or span[0] >= unread[1]:
         return [span]
-    parts = [_strip_end(text, (span[0], unread[0])), _strip_start(text, (unread[1], span[1]))]
+    parts = [_strip(text, (span[0], unread[0])), _strip(text, (unread[1], span[1]))]
     return [(a, b) for a, b in parts if a < b] or [span]
-
-
-def _strip_start(text: str, span: Span) -> Span:
-    start, end = span
-    while start < end and text[start].isspace():
-        start += 1
-    return start, end

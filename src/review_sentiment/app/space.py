@@ -19,6 +19,7 @@ from packaging.requirements import Requirement
 
 from ..card import model_name, public_split
 from ..errors import UserError
+from ..hub import require_token
 from ..manifest import resolve_model_folder
 
 log = logging.getLogger(__name__)
@@ -270,7 +271,7 @@ def push_space(folder: Path, repo: str, private: bool = False, sleep_time: int |
     visitors, PAID_SLEEP_TIME by default, -1 for never); cpu-basic takes none (the Hub fixes it at 48 h).
     An upload that fails after the request says which hardware the Space is left with and how to undo it.
     """
-    from huggingface_hub import HfApi, get_token
+    from huggingface_hub import HfApi
 
     folder = Path(folder)
     if not (folder / "app.py").is_file() or not (folder / "README.md").is_file():
@@ -278,8 +279,7 @@ def push_space(folder: Path, repo: str, private: bool = False, sleep_time: int |
     hardware = built_hardware(folder)
     check_hardware(hardware)
     sleep_time = _sleep_time(hardware, sleep_time)
-    if not get_token():
-        raise UserError("not logged in to the Hugging Face Hub: run `hf auth login` or set HF_TOKEN")
+    require_token()
     api = HfApi()
     billing = "offline, a token without write access, or paid hardware without billing set up?"
     _on_hub(

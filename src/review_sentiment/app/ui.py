@@ -20,7 +20,7 @@ from typing import TypedDict
 
 import gradio as gr
 
-from ..card import model_name
+from ..card import model_name, short_model_name
 from ..errors import UserError
 from ..scorer import Scorer
 from ..scoring import review_status
@@ -165,7 +165,7 @@ def headline(scorer: Scorer) -> str:
     """What the model is and how good it is, in plain words for a visitor (the technical facts are in the Model tab)."""
     manifest = scorer.manifest
     metrics = manifest.get("validation_metrics", {})
-    name = model_name(manifest.get("base_model", "BERT")).split("/")[-1]
+    name = short_model_name(manifest.get("base_model", "BERT"))
     precision = {"int8": " and compressed to 8-bit integers", "fp16": " and served in half precision"}
     line = (
         f"Paste a movie review: {name}, a small language model fine-tuned on movie reviews"

@@ -93,15 +93,17 @@ class DecodedLines:
             self.fallback, self.non_ascii = None, True
         return text
 
+    def _line_breaks(self, text: str) -> int:
+        return text.count("\n") + (text.count("\r") - text.count("\r\n") if self.universal else 0)
+
     def _count_lines(self, text: str) -> None:
         # Lines before the current block, for messages; a \r\n cut by a block edge may count twice.
-        self.lines_before += text.count("\n") + (text.count("\r") - text.count("\r\n") if self.universal else 0)
+        self.lines_before += self._line_breaks(text)
 
     def _undecodable(self, error: UnicodeDecodeError, buffer: bytes, base: int) -> UndecodableInput:
         offset = base + error.start
         good = buffer[: error.start].decode(self.encoding, errors="replace")
-        line = self.lines_before + 1
-        line += good.count("\n") + (good.count("\r") - good.count("\r\n") if self.universal else 0)
+        line = self.lines_before + 1 + self._line_breaks(good)
         how = " (detected from the start of the file)" if self.detected else ""
         where = f"line {line} (byte offset {offset})"
         utf8 = self.non_ascii and codecs.lookup(self.encoding).name in ("utf-8", "utf-8-sig")

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..card import HUB_DATASET_OF_ALIAS
 from ..columns import TEXT_COLUMNS, detect_column
 from ..errors import UserError
 from ..text import LABELS, clean_text
 
 log = logging.getLogger(__name__)
 
-HUB_ALIASES = {"imdb": "stanfordnlp/imdb"}
 # One request, no retry: the libraries' own five retries with backoff take about 30 s per file to fail.
 HUB_PROBE_SECONDS = 2.0
 DATA_ADVICE = "pass a local CSV/TSV/Parquet/JSONL file or aclImdb folder instead (--dataset reviews.csv)"
@@ -210,7 +210,7 @@ def read_hub(name: str, split: str) -> pd.DataFrame:
     """A Hub dataset split as a frame (`imdb` means stanfordnlp/imdb); fails fast without network."""
     from huggingface_hub.utils import HFValidationError, validate_repo_id
 
-    repo = HUB_ALIASES.get(name, name)
+    repo = HUB_DATASET_OF_ALIAS.get(name, name)
     try:
         validate_repo_id(repo)
     except HFValidationError as error:
