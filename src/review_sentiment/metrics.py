@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from .labels import numeric_values
 from .scoring import predicted_classes
 from .text import LABELS
 
@@ -48,33 +49,24 @@ def area_under(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.sum(np.diff(x) * (y[1:] + y[:-1]) / 2))
 
 
-def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
+def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: Sequence[str] = LABELS) -> dict:
     """Accuracy, per-class and macro precision/recall/F1, ROC-AUC and the confusion matrix.
 
-    `probs` holds one row of class probabilities per review; rows of the matrix are true labels.
+    `probs` holds one row of class probabilities per review, columns in the order of `names`; rows of
+    the matrix are true labels. With more than two classes ROC-AUC is the macro mean of one-vs-rest
+    areas (over the classes present); when every name is a number (star ratings) the mean absolute error
+    (in the labels' own units) and the share predicted within one class of the truth are added.
     """
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
-    scores = probs[:, 1]
+    classes = len(names)
     predicted = predicted_classes(probs)
-    matrix = np.zeros((2, 2), dtype=np.int64)
+    matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
-    per_class = {}
-    for i, name in enumerate(LABELS):
-        true_pos = matrix[i, i]
-        precision = true_pos / max(matrix[:, i].sum(), 1)
-        recall = true_pos / max(matrix[i, :].sum(), 1)
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(matrix[i, :].sum()),
-        }
-    both_classes = 0 < labels.sum() < len(labels)
-    auc = area_under(*roc_points(labels, scores)) if both_classes else float("nan")
+    per_class = {name: _class_scores(matrix, i) for i, name in enumerate(names)}
+    auc = roc_auc(labels, probs)
     accuracy = float((predicted == labels).mean())
-    return {
+    metrics = {
         "accuracy": accuracy,
         "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
         "macro_precision": float(np.mean([c["precision"] for c in per_class.values()])),
@@ -83,14 +75,38 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray) -> dict:
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
         "count": len(labels),
-        "majority_share": float(np.bincount(labels, minlength=2).max() / max(len(labels), 1)),
+        "majority_share": float(np.bincount(labels, minlength=classes).max() / max(len(labels), 1)),
         "warning": learned_nothing_warning(accuracy, labels, auc),
     }
+    values = numeric_values(names) if classes > 2 else None
+    if values is not None:
+        metrics["mean_absolute_error"] = float(np.abs(values[predicted] - values[labels]).mean())
+        metrics["within_one_class"] = float((np.abs(predicted - labels) <= 1).mean())
+    return metrics
+
+
+def _class_scores(matrix: np.ndarray, i: int) -> dict:
+    true_pos = matrix[i, i]
+    precision = true_pos / max(matrix[:, i].sum(), 1)
+    recall = true_pos / max(matrix[i, :].sum(), 1)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": float(precision), "recall": float(recall), "f1": float(f1), "support": int(matrix[i].sum())}
+
+
+def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
+    """Two classes: the area under the ROC curve of the second class's probability. More: the mean of the
+    one-vs-rest areas of the classes that occur and do not make up every row. NaN when there is none."""
+    areas = []
+    for i in range(1, 2) if probs.shape[1] == 2 else range(probs.shape[1]):
+        members = (labels == i).astype(np.int64)
+        if 0 < members.sum() < len(labels):
+            areas.append(area_under(*roc_points(members, probs[:, i])))
+    return float(np.mean(areas)) if areas else float("nan")
 
 
 def learned_nothing_warning(accuracy: float, labels: np.ndarray, roc_auc: float) -> str | None:
     """A loud sentence when the model did no better than always answering the majority class."""
-    majority = np.bincount(labels, minlength=2).max() / max(len(labels), 1)
+    majority = np.bincount(labels).max() / max(len(labels), 1)
     problems = []
     if accuracy < majority + 0.02:
         problems.append(f"accuracy {accuracy:.2%} is within 2 points of the majority class share {majority:.2%}")

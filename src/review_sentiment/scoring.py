@@ -14,17 +14,16 @@ import numpy as np
 import pandas as pd
 
 from .columns import has_words, is_missing
-from .text import clean_text
+from .labels import class_index, probability_columns
+from .text import LABELS, clean_text
 
 if TYPE_CHECKING:
     from .scorer import Scorer
 
-RESULT_COLUMNS = ("label", "score", "confidence", "status")
+RESULT_COLUMNS = ("label", "score", "confidence", "status")  # two labels; more: see result_keys
 NO_WORDS_STATUS = "skipped: no words"
 UNCERTAIN = "uncertain"  # scored, but less confident than --min-confidence
 SCORED = ("ok", UNCERTAIN)
-# Gold labels as people write them, for the accuracy a summary reports when the input has labels.
-LABEL_WORDS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
@@ -41,10 +40,18 @@ def predicted_classes(probs: np.ndarray) -> np.ndarray:
     return np.asarray(probs).argmax(axis=-1)
 
 
-def result_names(columns: list[str]) -> dict[str, str]:
+def result_keys(labels: tuple[str, ...] = LABELS) -> tuple[str, ...]:
+    """The columns scoring adds, in order: two labels have `score` (the second label's probability);
+    more have one probability column per class (`p_<label>`) instead."""
+    if len(labels) == 2:
+        return RESULT_COLUMNS
+    return ("label", "confidence", *probability_columns(labels), "status")
+
+
+def result_names(columns: list[str], labels: tuple[str, ...] = LABELS) -> dict[str, str]:
     """Our column names, suffixed with _pred (then _pred2, …) where the input already has that name."""
     names = {}
-    for name in RESULT_COLUMNS:
+    for name in result_keys(labels):
         new, i = name + "_pred" if name in columns else name, 1
         while new in columns:
             i += 1
@@ -88,38 +95,40 @@ def score_frame(
 
     Below `min_confidence` a row keeps its label but its status is "uncertain": set aside, not dropped.
     """
-    names = result_names([str(c) for c in frame.columns])
+    labels = tuple(scorer.labels)
+    names = result_names([str(c) for c in frame.columns], labels)
     statuses, texts = row_statuses(frame[text_column], frame.attrs.get("bad_line"))
     rows = [i for i, status in enumerate(statuses) if status == "ok"]
     label = np.full(len(frame), None, dtype=object)
-    score = np.full(len(frame), np.nan)
-    confidence = np.full(len(frame), np.nan)
+    probs = np.full((len(frame), len(labels)), np.nan)
     if texts:
-        probs = probabilities(scorer.logits(texts, batch_size, cleaned=True))
-        label[rows] = [scorer.labels[i] for i in predicted_classes(probs)]
-        score[rows] = probs[:, 1]
-        confidence[rows] = probs.max(axis=1)
+        probs[rows] = probabilities(scorer.logits(texts, batch_size, cleaned=True))
+        label[rows] = [labels[i] for i in predicted_classes(probs[rows])]
+    confidence = probs.max(axis=1)  # NaN where a row was not scored
     if min_confidence is not None:
         statuses = [
             UNCERTAIN if s == "ok" and c < min_confidence else s for s, c in zip(statuses, confidence, strict=True)
         ]
+    floats = {"confidence": confidence}
+    if len(labels) == 2:
+        floats["score"] = probs[:, 1]
+    else:
+        floats.update(zip(probability_columns(labels), probs.T, strict=True))
     out = frame.copy()
     out.attrs = {}
-    out[names["label"]] = label
-    # Nullable floats: a row with no score has a missing value (empty in CSV, null elsewhere).
-    out[names["score"]] = pd.array(score.round(6), dtype="Float64")
-    out[names["confidence"]] = pd.array(confidence.round(6), dtype="Float64")
-    out[names["status"]] = statuses
+    for key in result_keys(labels):
+        if key == "label":
+            out[names[key]] = label
+        elif key == "status":
+            out[names[key]] = statuses
+        else:  # nullable floats: a row with no score has a missing value (empty in CSV, null elsewhere)
+            out[names[key]] = pd.array(floats[key].round(6), dtype="Float64")
     return out
 
 
 def gold_class(value: object, labels: tuple[str, ...]) -> int | None:
-    """A gold label cell as a class index (the model's own label names, 0/1, pos/neg, …), or None."""
-    if is_missing(value):
-        return None
-    text = str(value).strip().lower().removesuffix(".0")
-    names = [label.lower() for label in labels]
-    return names.index(text) if text in names else LABEL_WORDS.get(text)
+    """A gold label cell as a class index (the model's own label names; for two, also 0/1, pos/neg, …)."""
+    return None if is_missing(value) else class_index(value, labels)
 
 
 def _gold_counts(frame: pd.DataFrame, names: dict[str, str], gold: pd.Series, labels: tuple[str, ...]) -> dict:
@@ -156,6 +165,7 @@ class Summary:
     gold: dict[str, int] = field(default_factory=dict)  # labelled / correct, overall and where confident
     unrecognised: list[str] = field(default_factory=list)  # a few gold values that name no label
     label_column: str | None = None
+    classes: tuple[str, ...] = LABELS  # the model's labels, which the gold values must name
     min_confidence: float | None = None
     seconds: float = 0.0
     provider: str = ""
@@ -210,10 +220,12 @@ class Summary:
         if not self.label_column:
             return None
         if self.gold.get("unrecognised"):
+            names = ", ".join(self.classes)
+            accepted = f"{names}, 0/1, neg/pos or true/false" if len(self.classes) == 2 else names
             return (
                 f"{self.gold['unrecognised']} values of {self.label_column!r} name no label (e.g. "
-                f"{', '.join(map(repr, self.unrecognised))}): those rows are left out of the accuracy; gold labels are "
-                "the model's labels, 0/1, neg/pos, negative/positive or true/false"
+                f"{', '.join(map(repr, self.unrecognised))}): those rows are left out of the accuracy; gold labels "
+                f"are the model's labels: {accepted}"
             )
         if self.scored and not self.gold.get("labelled"):
             return f"no scored row has a gold label in {self.label_column!r}: no accuracy to report"

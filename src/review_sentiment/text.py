@@ -174,8 +174,8 @@ class TextSpec:
             raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
         if not 8 <= self.max_length <= 4096:
             raise ValueError(f"max_length must be between 8 and 4096, not {self.max_length}")
-        if len(self.labels) != 2:
-            raise ValueError(f"exactly two labels are supported, not {list(self.labels)}")
+        if len(self.labels) < 2 or len({label.lower() for label in self.labels}) < len(self.labels):
+            raise ValueError(f"labels must be two or more distinct names, not {list(self.labels)}")
 
     def to_dict(self) -> dict:
         return {**asdict(self), "labels": list(self.labels)}

@@ -57,3 +57,42 @@ def test_agreement_and_label_accuracy_refuse_misaligned_rows():
         label_accuracy(gold, ["negative"] * 11, ("negative", "positive"))  # seven probes too many
     with pytest.raises(ValueError, match="not among"):
         label_accuracy(gold, ["neg", "pos", "pos", "neg"], ("negative", "positive"))
+
+
+def test_three_class_metrics_against_a_confusion_matrix_counted_by_hand():
+    names = ("bad", "neutral", "good")
+    labels = np.array([0, 0, 1, 1, 1, 2, 2])
+    predicted = np.array([0, 1, 1, 1, 2, 2, 0])
+    probs = np.full((7, 3), 0.2)
+    probs[np.arange(7), predicted] = 0.6
+    metrics = classification_metrics(labels, probs, names)
+    assert metrics["confusion_matrix"] == [[1, 1, 0], [0, 2, 1], [1, 0, 1]]
+    assert metrics["accuracy"] == pytest.approx(4 / 7)
+    # neutral: predicted 3 times, 2 right; 3 truly neutral, 2 found
+    assert metrics["per_class"]["neutral"]["precision"] == pytest.approx(2 / 3)
+    assert metrics["per_class"]["neutral"]["recall"] == pytest.approx(2 / 3)
+    f1 = [2 * 0.5 * 0.5 / 1.0, 2 / 3, 2 * 0.5 * 0.5 / 1.0]
+    assert metrics["macro_f1"] == pytest.approx(np.mean(f1))
+    assert "mean_absolute_error" not in metrics  # names are not numbers: no order to measure along
+
+
+def test_one_vs_rest_roc_auc_is_the_mean_of_the_per_class_mann_whitney_statistics():
+    rng = np.random.default_rng(2)
+    labels = rng.integers(0, 4, 400)
+    probs = probabilities(rng.normal(size=(400, 4)) + 1.5 * np.eye(4)[labels])
+
+    def mann_whitney(members, scores):
+        pos, neg = scores[members], scores[~members]
+        return ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+
+    expected = np.mean([mann_whitney(labels == i, probs[:, i]) for i in range(4)])
+    assert classification_metrics(labels, probs, ("a", "b", "c", "d"))["roc_auc"] == pytest.approx(expected, abs=1e-12)
+
+
+def test_star_ratings_get_mean_absolute_error_in_stars_and_within_one_class():
+    names = ("1", "2", "4", "10")  # numeric names: ordered, with gaps
+    labels = np.array([0, 1, 2, 3, 3])
+    predicted = np.array([0, 2, 2, 2, 0])  # errors: 2→4 (2 stars, 1 class), 10→4 (6, 1), 10→1 (9, 3)
+    metrics = classification_metrics(labels, np.eye(4)[predicted], names)
+    assert metrics["mean_absolute_error"] == pytest.approx((0 + 2 + 0 + 6 + 9) / 5)
+    assert metrics["within_one_class"] == pytest.approx(4 / 5)
