@@ -58,6 +58,23 @@ def toy_reviews(count: int, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["review", "sentiment"])
 
 
+THREE_CLASSES = ("negative", "neutral", "positive")
+
+
+def toy_reviews_3class(count: int, seed: int = 0) -> pd.DataFrame:
+    """Three classes the tiny model can learn: positive cue words, negative ones, or none (neutral)."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(count):
+        label = THREE_CLASSES[i % 3]
+        words = [rng.choice(NEUTRAL) for _ in range(rng.randint(4, 12))]
+        cue = {"positive": POSITIVE, "negative": NEGATIVE}.get(label, [])
+        for _ in range(4 if cue else 0):
+            words.insert(rng.randrange(len(words) + 1), rng.choice(cue))
+        rows.append((" ".join(words).capitalize() + ".", label))
+    return pd.DataFrame(rows, columns=["review", "sentiment"])
+
+
 @pytest.fixture(scope="session")
 def tiny_base(tmp_path_factory) -> Path:
     """A random BERT (2 layers, hidden 32) with a WordPiece vocabulary of the toy words."""
@@ -162,6 +179,34 @@ def exported(trained_run, tmp_path_factory) -> dict[str, Path]:
             == 0
         )
     return folders
+
+
+@pytest.fixture(scope="session")
+def toy_3class_csv(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("data3") / "reviews3.csv"
+    toy_reviews_3class(240).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run_3class(tiny_base, toy_3class_csv, tmp_path_factory) -> Path:
+    """One finished LoRA run on three classes (negative, neutral, positive: alphabetical)."""
+    from review_sentiment.cli import main
+
+    out = tmp_path_factory.mktemp("runs3") / "tiny3"
+    assert main(train_args(tiny_base, toy_3class_csv, out)) == 0
+    return out
+
+
+@pytest.fixture(scope="session")
+def exported_3class(trained_run_3class, tmp_path_factory) -> Path:
+    """The three-class run exported as int8."""
+    from review_sentiment.cli import main
+
+    folder = tmp_path_factory.mktemp("exported3") / "int8"
+    args = ["export", str(trained_run_3class / "merged"), "--output", str(folder), "--quantize", "int8"]
+    assert main([*args, "--validation-samples", "60"]) == 0
+    return folder
 
 
 @pytest.fixture(scope="session")
