@@ -159,6 +159,27 @@ def window_section(window: dict) -> list[str]:
     return lines + [f"| {r['max_length']} | {r['accuracy']:.2%} | {r['reviews_per_s']} |" for r in window["results"]]
 
 
+def ratings_section(ratings: dict) -> list[str]:
+    """bench_ratings: the IMDB star rating learned as 8 classes and as 4 buckets on a fixed CPU budget."""
+    lines = [
+        f"## Star ratings (`benchmarks/bench_ratings.py`, {ratings['date']})",
+        f"LoRA on the bundled MiniLM, {ratings['minutes']:g} minutes of training each on {ratings['machine']} "
+        "(bf16, head+tail 256 tokens), the trainer's seeded stratified 10% hold-out of the IMDB train split's "
+        '`rating` column. MAE is in rating points for 8 classes and in buckets for 4; "within one" is the share '
+        "predicted the true class or a neighbour.",
+        "",
+        "| task | classes | validation reviews | accuracy | majority class | macro F1 | MAE | within one | epochs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in ratings["results"]:
+        lines.append(
+            f"| {r['task']} ({r['meaning']}) | {len(r['labels'])} | {r['validation_reviews']} | {r['accuracy']:.2%} | "
+            f"{r['majority_share']:.2%} | {r['macro_f1']:.3f} | {r['mean_absolute_error']:.2f} | "
+            f"{r['within_one_class']:.2%} | {r['epochs_completed']:.2f} |"
+        )
+    return [*lines, "", "Commands:", "", *(f"    {r['command']}" for r in ratings["results"])]
+
+
 def memory_section(memory: dict) -> list[str]:
     return [
         f"## score-csv peak memory (`benchmarks/bench_memory.py`, {memory['date']})",
@@ -330,6 +351,7 @@ def benchmarks_markdown() -> str:
         section("## score-csv peak memory", "memory.json", memory_section),
         section("## int8 variants", "int8.json", int8_section),
         section("## Reading window", "window.json", window_section),
+        section("## Star ratings", "ratings.json", ratings_section),
         section(
             "## Confidence of the default model",
             "evaluate_default.json",

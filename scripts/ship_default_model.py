@@ -1,4 +1,4 @@
-"""python scripts/ship_default_model.py runs/minilm-lora-2ep
+"""python scripts/ship_default_model.py runs/minilm-lora-v3 --max-length 384
 
 Export a finished training run as the bundled default model (static int8, calibrated, package data) and
 add provenance to its model card: the exact training and export commands, code commit, machine, time,
@@ -6,13 +6,11 @@ split, sizes.
 
 The default run was trained with:
     sentiment train --base-model minilm --dataset ../shared/data/imdb_train.parquet \
-        --output runs/minilm-lora-2ep --epochs 2 --lr 5e-4 --batch-size 16 --eval-every 400 --patience 4 \
+        --output runs/minilm-lora-v3 --epochs 2 --lr 5e-4 --batch-size 16 --eval-every 400 --patience 4 \
         --checkpoint-every 100 --log-every 50 --precision bf16
-It was stopped with Ctrl-C at step 225 (so that a time limit could be set) and continued with the same
-command plus `--resume --time-limit 105`; stopped again with Ctrl-C right after its step-2000 evaluation
-(the limit would have ended it before the next one) and finished with `--resume --stop-after-steps 2002`,
-which keeps the best evaluated weights (resume is exact: tests/train/test_train.py checks it bit for bit).
-The run used the code of commit 019c695 (the training loop before the stages were split into subpackages).
+It ran on the code of commit 8dfc77d. It was stopped with Ctrl-C at step 184 (other work was slowing it)
+and continued to its end with the same command plus `--resume --time-limit 130` (resume is exact:
+tests/train/test_train.py checks it bit for bit); it keeps the best evaluated weights.
 
 `python scripts/ship_default_model.py --card-only` re-renders the bundled model's card from its manifest
 and the provenance section already in it (no export): for when the card's format changes.
@@ -30,7 +28,8 @@ from review_sentiment.cli import main as sentiment
 from review_sentiment.export.verify import card_section
 from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
-TRAIN_COMMAND = " ".join(__doc__.split("trained with:\n", 1)[1].split("\nIt was", 1)[0].replace("\\", " ").split())
+TRAIN_COMMAND = " ".join(__doc__.split("trained with:\n", 1)[1].split("\nIt ran", 1)[0].replace("\\", " ").split())
+TRAIN_HISTORY = " ".join(__doc__.split("\nIt ran ", 1)[1].split("\n\n", 1)[0].split())
 
 
 PROVENANCE = "\n## Provenance of the bundled default model\n"
@@ -40,6 +39,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path, nargs="?", help="training output folder (with merged/)")
     parser.add_argument("--validation-samples", type=int, default=1000)
+    parser.add_argument("--max-length", type=int, help="tokens the bundled model reads (default: training's)")
     parser.add_argument("--card-only", action="store_true", help="only re-render the card from the shipped manifest")
     args = parser.parse_args()
     if args.card_only:
@@ -59,6 +59,7 @@ def main() -> None:
         "--validation-samples",
         str(args.validation_samples),
         "--overwrite",
+        *(["--max-length", str(args.max_length)] if args.max_length else []),
     ]
     assert sentiment(export_args) == 0
     render_card(_provenance(args.run, export_args))
@@ -82,7 +83,7 @@ def _provenance(run: Path, export_args: list[str]) -> str:
     sizes = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in sorted(DEFAULT_MODEL_DIR.iterdir()))
     output = DEFAULT_MODEL_DIR.relative_to(Path(__file__).resolve().parents[1])  # no path of this machine
     command = [*export_args[:1], f"runs/{run.name}/merged", export_args[2], str(output), *export_args[4:]]
-    return f"""{PROVENANCE}- Training command (run on the code of commit 019c695; stopped at step 225 and continued with `--resume --time-limit 105`, stopped after the step-2000 evaluation and finished with `--resume --stop-after-steps 2002`, keeping the best evaluated weights; package code at export: commit `{commit}`):
+    return f"""{PROVENANCE}- Training command (it ran {TRAIN_HISTORY} Package code at export: commit `{commit}`):
   ```
   {TRAIN_COMMAND}
   ```

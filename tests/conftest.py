@@ -194,7 +194,7 @@ def trained_run_3class(tiny_base, toy_3class_csv, tmp_path_factory) -> Path:
     from review_sentiment.cli import main
 
     out = tmp_path_factory.mktemp("runs3") / "tiny3"
-    assert main(train_args(tiny_base, toy_3class_csv, out)) == 0
+    assert main([*train_args(tiny_base, toy_3class_csv, out), "--epochs", "30"]) == 0  # 10 never learns neutral
     return out
 
 
@@ -209,9 +209,11 @@ def exported_3class(trained_run_3class, tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
-    """An exported folder whose ONNX graph sums a fixed score per token: +1 positive words, -1 negative."""
+def write_bag_of_words(
+    folder: Path, tiny_base: Path, rows: dict[str, tuple[float, ...]], labels: tuple[str, ...], **manifest_extra
+) -> Path:
+    """An exported folder whose ONNX graph sums a fixed row of logits per token (`rows`; other tokens 0),
+    masked tokens left out: logits anyone can write down from a review's words."""
     import json
 
     import numpy as np
@@ -220,11 +222,8 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
 
     from review_sentiment.manifest import sha256_of
 
-    folder = tmp_path_factory.mktemp("bag-of-words")
     vocab = (tiny_base / "vocab.txt").read_text().split()
-    table = np.zeros((len(vocab), 2), dtype=np.float32)
-    for index, token in enumerate(vocab):
-        table[index, 1] = 1.0 if token in POSITIVE else -1.0 if token in NEGATIVE else 0.0
+    table = np.array([rows.get(token, (0.0,) * len(labels)) for token in vocab], dtype=np.float32)
     graph = helper.make_graph(
         [
             helper.make_node("Gather", ["table", "input_ids"], ["scores"]),
@@ -238,22 +237,22 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
             helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
             helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"]),
         ],
-        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 2])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", len(labels)])],
         [
             helper.make_tensor("table", TensorProto.FLOAT, table.shape, table.flatten()),
             helper.make_tensor("axis", TensorProto.INT64, [1], [2]),
             helper.make_tensor("reduce_axis", TensorProto.INT64, [1], [1]),
         ],
     )
-    onnx.save(
-        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), folder / "model.onnx"
-    )
+    folder.mkdir(parents=True, exist_ok=True)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.save(model, folder / "model.onnx")
     (folder / "tokenizer.json").write_bytes((tiny_base / "tokenizer.json").read_bytes())
     manifest = {
         "format": "review-sentiment-onnx",
         "format_version": 1,
-        "labels": ["negative", "positive"],
-        "text_spec": {"max_length": 64, "truncation": "head+tail", "labels": ["negative", "positive"]},
+        "labels": list(labels),
+        "text_spec": {"max_length": 64, "truncation": "head+tail", "labels": list(labels)},
         "base_model": "bag-of-words",
         "quantization": "none",
         "optimization": "none",
@@ -266,9 +265,17 @@ def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
         "sha256": sha256_of(folder / "model.onnx"),
         "files": {name: sha256_of(folder / name) for name in ("model.onnx", "tokenizer.json")},
         "created": "test",
+        **manifest_extra,
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     return folder
+
+
+@pytest.fixture(scope="session")
+def bag_of_words_model(tiny_base, tmp_path_factory) -> Path:
+    """An exported folder whose ONNX graph sums a fixed score per token: +1 positive words, -1 negative."""
+    rows = {**{w: (0.0, 1.0) for w in POSITIVE}, **{w: (0.0, -1.0) for w in NEGATIVE}}
+    return write_bag_of_words(tmp_path_factory.mktemp("bag-of-words"), tiny_base, rows, ("negative", "positive"))
 
 
 def skip_without_gpu(reason: str) -> None:

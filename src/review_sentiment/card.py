@@ -172,6 +172,13 @@ def _figure(metrics: dict, key: str) -> str:
     return f"{value:.4f}" if isinstance(value, float) and value == value else "not measured"
 
 
+def _classifier(labels: list[str]) -> str:
+    """What the model tells apart: its labels in class order (the order of its outputs)."""
+    if len(labels) == 2:
+        return f"Binary sentiment classifier (labels: {', '.join(labels)})"
+    return f"Sentiment classifier with {len(labels)} labels (in output order: {', '.join(labels)})"
+
+
 def _intro(manifest: dict, kind: str) -> str:
     """The title and what the folder is."""
     base, spec = model_name(manifest["base_model"]), manifest["text_spec"]
@@ -187,12 +194,19 @@ def _intro(manifest: dict, kind: str) -> str:
     title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + LoRA"
     return f"""# Movie-review sentiment: {title}
 
-Binary sentiment classifier (labels: {", ".join(spec["labels"])}) fine-tuned with LoRA by
+{_classifier(spec["labels"])} fine-tuned with LoRA by
 `review_sentiment` {manifest.get("package_version", "")}. Reviews are cleaned (HTML removed,
-whitespace collapsed) and cut to {spec["max_length"]} tokens keeping the **{spec["truncation"]}** of long ones.
+whitespace collapsed) and cut to {spec["max_length"]} tokens keeping the **{spec["truncation"]}** of long ones{_trained_length(manifest)}.
 
 {what}
 """
+
+
+def _trained_length(manifest: dict) -> str:
+    """A note when the export reads more (or fewer) tokens than training did (`export --max-length`)."""
+    trained = manifest.get("hyperparameters", {}).get("max_length")
+    served = manifest["text_spec"]["max_length"]
+    return f" (trained reading {trained}; the export reads {served})" if trained and trained != served else ""
 
 
 def _usage(manifest: dict, kind: str) -> str:
@@ -210,7 +224,7 @@ def _usage(manifest: dict, kind: str) -> str:
             "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
             "",
             "base = AutoModelForSequenceClassification.from_pretrained(",
-            f'    "{base}", num_labels=2, id2label={labels}, label2id={ids}',
+            f'    "{base}", num_labels={len(labels)}, id2label={labels}, label2id={ids}',
             ")",
             f'model = PeftModel.from_pretrained(base, "{model}").eval()',
         ]
@@ -248,6 +262,16 @@ def _hyperparameters(manifest: dict) -> str:
     return "\n".join(rows)
 
 
+def _ordinal_rows(metrics: dict) -> str:
+    """Table rows for numeric labels (star ratings): how far off the predictions are, in the labels' units."""
+    rows = [
+        f"| {name} | {_figure(metrics, key)} |\n"
+        for key, name in (("mean_absolute_error", "mean absolute error"), ("within_one_class", "within one class"))
+        if key in metrics
+    ]
+    return "".join(rows)
+
+
 def _body(manifest: dict, kind: str, metrics: dict) -> str:
     training, data = manifest.get("training", {}), manifest["data"]
     warning = (manifest.get("training_metrics") or manifest.get("metrics") or {}).get("warning")
@@ -260,8 +284,8 @@ Measured on: {metrics.get("measured_on", "this model, all validation reviews")}.
 | --- | --- |
 | accuracy | {_figure(metrics, "accuracy")} |
 | macro F1 | {_figure(metrics, "macro_f1")} |
-| ROC-AUC | {_figure(metrics, "roc_auc")} |
-
+| {"ROC-AUC" if len(manifest["text_spec"]["labels"]) == 2 else "ROC-AUC (macro, one-vs-rest)"} | {_figure(metrics, "roc_auc")} |
+{_ordinal_rows(metrics)}
 ## Data
 Training: {dataset_name(data["train"]["source"])}, {data["train"]["rows"]} reviews, balance {data["train"]["balance"]};
 {data["train"]["dropped_empty"]} empty and {data["train"]["dropped_duplicates"]} duplicate rows dropped before the split.

@@ -31,14 +31,26 @@ def _evaluate(args: argparse.Namespace) -> None:
     from .train.config import EvaluateConfig
     from .train.evaluate import evaluate
 
-    metrics = evaluate(config_from_args(EvaluateConfig, args))
+    print_metrics(evaluate(config_from_args(EvaluateConfig, args)))
+
+
+def print_metrics(metrics: dict) -> None:
+    """Evaluation figures as `sentiment evaluate` prints them: overall, one row per class in label order, then
+    calibration and accuracy by coverage; mean absolute error and within-one for numeric labels (ratings)."""
+    auc = "ROC-AUC" if len(metrics["per_class"]) == 2 else "ROC-AUC (macro, one-vs-rest)"
     print(
         f"accuracy {metrics['accuracy']:.4f}  macro F1 {metrics['macro_f1']:.4f}  "
-        f"ROC-AUC {metrics['roc_auc']:.4f}  on {metrics['count']} reviews"
+        f"{auc} {metrics['roc_auc']:.4f}  on {metrics['count']} reviews"
     )
+    if "mean_absolute_error" in metrics:
+        print(
+            f"mean absolute error {metrics['mean_absolute_error']:.4f} (in label units)  "
+            f"within one class {metrics['within_one_class']:.4f}"
+        )
+    width = max(9, *(len(name) for name in metrics["per_class"]))
     for name, row in metrics["per_class"].items():
         print(
-            f"  {name:<9} precision {row['precision']:.4f}  recall {row['recall']:.4f}  "
+            f"  {name:<{width}} precision {row['precision']:.4f}  recall {row['recall']:.4f}  "
             f"F1 {row['f1']:.4f}  support {row['support']}"
         )
     print(f"calibration: ECE {metrics['ece']:.4f}  Brier {metrics['brier']:.4f}")

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from .errors import UserError
+from .labels import LABELS, label_problem
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +88,22 @@ def validate_manifest(manifest: dict, where: str = MANIFEST) -> dict:
     spec = manifest.get("text_spec", {})
     if isinstance(spec, dict) and not {"max_length", "truncation"} <= spec.keys():
         problems.append("text_spec needs max_length and truncation")
+    problems += _label_problems(manifest.get("labels"), spec)
     if problems:
         raise UserError(f"{where} is not a valid export manifest: {'; '.join(problems)}")
     return manifest
+
+
+def _label_problems(labels: object, spec: object) -> list[str]:
+    """The label list names the logits in order: two or more distinct names, the same in `labels` and in
+    `text_spec` (the scorer reads the spec's; a second, different list would name the classes twice)."""
+    if not isinstance(labels, list):
+        return []  # reported by the schema check
+    if problem := label_problem(labels):
+        return [problem]
+    if isinstance(spec, dict) and "labels" in spec and list(spec["labels"]) != labels:
+        return [f"text_spec labels {list(spec['labels'])!r} differ from labels {labels!r}"]
+    return []
 
 
 def read_manifest(folder: Path) -> dict:
@@ -117,3 +131,27 @@ def verify_files(folder: Path, manifest: dict) -> None:
                 f"{path} does not match the sha256 in {MANIFEST}: the file is corrupted or "
                 "was changed after export; export it again"
             )
+
+
+def config_outputs(folder: Path) -> list[str]:
+    """The output names of a transformers config.json (id2label, in index order); [] without one."""
+    path = folder / "config.json"
+    id2label = (json.loads(path.read_text()).get("id2label") or {}) if path.is_file() else {}
+    return [str(id2label[key]) for key in sorted(id2label, key=int)]
+
+
+def is_generic(outputs: list[str]) -> bool:
+    """transformers' own names (LABEL_0, LABEL_1, …) for outputs nobody named."""
+    return outputs == [f"LABEL_{i}" for i in range(len(outputs))]
+
+
+def folder_labels(folder: Path) -> tuple[str, ...]:
+    """A model folder's label names in class order: its manifest's text spec (an exported folder, or a
+    training run's merged/ and adapter/), else the names config.json gives its outputs; a folder that names
+    none is of two classes, as every model before labels were recorded."""
+    for name in (MANIFEST, TRAINING_MANIFEST):
+        spec = json.loads((folder / name).read_text()).get("text_spec") if (folder / name).is_file() else None
+        if spec and spec.get("labels"):
+            return tuple(str(label) for label in spec["labels"])
+    outputs = config_outputs(folder)
+    return tuple(outputs) if outputs and not is_generic(outputs) else LABELS

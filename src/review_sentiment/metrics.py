@@ -53,9 +53,11 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: Sequenc
     """Accuracy, per-class and macro precision/recall/F1, ROC-AUC and the confusion matrix.
 
     `probs` holds one row of class probabilities per review, columns in the order of `names`; rows of
-    the matrix are true labels. With more than two classes ROC-AUC is the macro mean of one-vs-rest
-    areas (over the classes present); when every name is a number (star ratings) the mean absolute error
-    (in the labels' own units) and the share predicted within one class of the truth are added.
+    the matrix are true labels. Macro figures average the classes that occur among the true or the
+    predicted labels (a class in neither has no precision or recall to average; scikit-learn's rule).
+    With more than two classes ROC-AUC is the macro mean of one-vs-rest areas (over the classes present);
+    when every name is a number (star ratings) the mean absolute error (in the labels' own units) and the
+    share predicted the true class or one next to it in the label order (`within_one_class`) are added.
     """
     labels = np.asarray(labels, dtype=np.int64)
     probs = np.asarray(probs, dtype=np.float64)
@@ -64,13 +66,14 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: Sequenc
     matrix = np.zeros((classes, classes), dtype=np.int64)
     np.add.at(matrix, (labels, predicted), 1)
     per_class = {name: _class_scores(matrix, i) for i, name in enumerate(names)}
+    seen = [c for i, c in enumerate(per_class.values()) if matrix[i].sum() or matrix[:, i].sum()]
     auc = roc_auc(labels, probs)
     accuracy = float((predicted == labels).mean())
     metrics = {
         "accuracy": accuracy,
-        "macro_f1": float(np.mean([c["f1"] for c in per_class.values()])),
-        "macro_precision": float(np.mean([c["precision"] for c in per_class.values()])),
-        "macro_recall": float(np.mean([c["recall"] for c in per_class.values()])),
+        "macro_f1": float(np.mean([c["f1"] for c in seen])) if seen else float("nan"),
+        "macro_precision": float(np.mean([c["precision"] for c in seen])) if seen else float("nan"),
+        "macro_recall": float(np.mean([c["recall"] for c in seen])) if seen else float("nan"),
         "roc_auc": auc,
         "per_class": per_class,
         "confusion_matrix": matrix.tolist(),
@@ -78,8 +81,9 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, names: Sequenc
         "majority_share": float(np.bincount(labels, minlength=classes).max() / max(len(labels), 1)),
         "warning": learned_nothing_warning(accuracy, labels, auc),
     }
-    values = numeric_values(names) if classes > 2 else None
-    if values is not None:
+    numbers = numeric_values(names) if classes > 2 else None
+    if numbers is not None:
+        values = np.asarray(numbers)
         metrics["mean_absolute_error"] = float(np.abs(values[predicted] - values[labels]).mean())
         metrics["within_one_class"] = float((np.abs(predicted - labels) <= 1).mean())
     return metrics
@@ -106,7 +110,7 @@ def roc_auc(labels: np.ndarray, probs: np.ndarray) -> float:
 
 def learned_nothing_warning(accuracy: float, labels: np.ndarray, roc_auc: float) -> str | None:
     """A loud sentence when the model did no better than always answering the majority class."""
-    majority = np.bincount(labels).max() / max(len(labels), 1)
+    majority = np.bincount(labels).max() / len(labels) if len(labels) else 0.0
     problems = []
     if accuracy < majority + 0.02:
         problems.append(f"accuracy {accuracy:.2%} is within 2 points of the majority class share {majority:.2%}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
@@ -28,11 +28,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Prediction:
-    """One review's result: label, probability of positive, and confidence in the label."""
+    """One review's result: its label, the confidence in that label and every class's probability.
+
+    `score` is the second label's probability (of positive) for a two-label model, and None for more labels,
+    where no one class is "the" score (read `probabilities` instead).
+    """
 
     label: str
-    score: float
+    score: float | None
     confidence: float
+    probabilities: dict[str, float] = field(default_factory=dict, hash=False)
 
 
 def iter_windows(items: Iterable, size: int) -> Iterator[list]:
@@ -44,6 +49,20 @@ def iter_windows(items: Iterable, size: int) -> Iterator[list]:
             window = []
     if window:
         yield window
+
+
+def _check_logits_width(session: ort.InferenceSession, labels: tuple[str, ...], model_path: Path) -> None:
+    """A graph must answer one logit per label of its manifest: with one more or fewer, every label would be
+    named after the wrong class (or scoring would fail half-way through a file)."""
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if "logits" not in outputs:
+        raise UserError(f"{model_path} has no 'logits' output (it has {sorted(outputs)}): not a classifier export")
+    width = outputs["logits"][-1] if outputs["logits"] else None  # a name when the graph leaves it open
+    if isinstance(width, int) and width != len(labels):
+        raise UserError(
+            f"{model_path} answers {width} logits, but its manifest names {len(labels)} labels ({list(labels)}): "
+            "export the model again"
+        )
 
 
 class Scorer:
@@ -78,12 +97,16 @@ class Scorer:
             raise UserError(f"{model_path} is missing from the exported folder")
         if verify_checksum:
             verify_files(folder, manifest)
-        spec = TextSpec.from_dict(manifest["text_spec"])
+        try:
+            spec = TextSpec.from_dict(manifest["text_spec"])
+        except ValueError as error:
+            raise UserError(f"{folder / 'manifest.json'}: {error}") from error
         try:
             encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
         session = create_session(model_path, provider, threads, SessionPlan.from_manifest(manifest, max_batch))
+        _check_logits_width(session, spec.labels, model_path)
         scorer = cls(folder, session, encoder, manifest)
         if not calibrated:
             scorer.temperature = 1.0
@@ -144,7 +167,9 @@ class Scorer:
     def to_prediction(self, logits_row: np.ndarray) -> Prediction:
         probs = probabilities(logits_row[None, :])[0]
         best = int(predicted_classes(probs))
-        return Prediction(self.labels[best], float(probs[1]), float(probs[best]))
+        score = float(probs[1]) if len(self.labels) == 2 else None
+        by_label = {label: float(p) for label, p in zip(self.labels, probs, strict=True)}
+        return Prediction(self.labels[best], score, float(probs[best]), by_label)
 
     @overload
     def predict(self, texts: str, batch_size: int = 32) -> Prediction: ...

@@ -91,7 +91,8 @@ def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str],
 def score_frame(
     scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_size: int = 32, min_confidence: float | None = None
 ) -> pd.DataFrame:
-    """The frame with label/score/confidence/status added; bad rows get a status, never an exception.
+    """The frame with the result columns (`result_keys(scorer.labels)`) added; bad rows get a status, never an
+    exception.
 
     Below `min_confidence` a row keeps its label but its status is "uncertain": set aside, not dropped.
     """
@@ -109,11 +110,12 @@ def score_frame(
         statuses = [
             UNCERTAIN if s == "ok" and c < min_confidence else s for s, c in zip(statuses, confidence, strict=True)
         ]
-    floats = {"confidence": confidence}
-    if len(labels) == 2:
-        floats["score"] = probs[:, 1]
-    else:
-        floats.update(zip(probability_columns(labels), probs.T, strict=True))
+    # every float column scoring may add; result_keys decides which it does add
+    floats = {
+        "confidence": confidence,
+        "score": probs[:, -1],
+        **dict(zip(probability_columns(labels), probs.T, strict=True)),
+    }
     out = frame.copy()
     out.attrs = {}
     for key in result_keys(labels):
@@ -201,9 +203,12 @@ class Summary:
                 self.gold[key] = self.gold.get(key, 0) + count
 
     def shares(self) -> str:
+        """Each class's share of the scored rows, in the model's order; a class no row got shows 0.0%, so
+        a missing class is visible rather than silently absent."""
         if not self.scored:
             return "no review scored"
-        return ", ".join(f"{label} {count / self.scored:.1%}" for label, count in sorted(self.labels.items()))
+        order = list(self.classes) + sorted(set(self.labels) - set(self.classes))
+        return ", ".join(f"{label} {self.labels.get(label, 0) / self.scored:.1%}" for label in order)
 
     def accuracy(self) -> str:
         """Accuracy against the input's gold labels, overall and above --min-confidence; '' without labels."""
@@ -223,7 +228,7 @@ class Summary:
             names = ", ".join(self.classes)
             accepted = f"{names}, 0/1, neg/pos or true/false" if len(self.classes) == 2 else names
             return (
-                f"{self.gold['unrecognised']} values of {self.label_column!r} name no label (e.g. "
+                f"{self.gold['unrecognised']} value(s) of {self.label_column!r} name no label (e.g. "
                 f"{', '.join(map(repr, self.unrecognised))}): those rows are left out of the accuracy; gold labels "
                 f"are the model's labels: {accepted}"
             )

@@ -12,13 +12,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
+from .labels import LABELS, label_problem
+
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 
 Truncation = Literal["head", "tail", "head+tail"]
 TRUNCATIONS: tuple[str, ...] = ("head", "tail", "head+tail")
-LABELS: tuple[str, str] = ("negative", "positive")
+LENGTHS = range(8, 4097)  # tokens a review may be cut to, special tokens included
 
 # HTML element names: `<br />`, `</i>` and `<a href=…>` are tags; `<The Matrix>`, `I <3 it` and
 # `7 < 8 but > 6` are text. Bounded so a stray "<" cannot swallow a whole review.
@@ -172,10 +174,12 @@ class TextSpec:
     def __post_init__(self) -> None:
         if self.truncation not in TRUNCATIONS:
             raise ValueError(f"truncation must be one of {', '.join(TRUNCATIONS)}, not {self.truncation!r}")
-        if not 8 <= self.max_length <= 4096:
-            raise ValueError(f"max_length must be between 8 and 4096, not {self.max_length}")
-        if len(self.labels) < 2 or len({label.lower() for label in self.labels}) < len(self.labels):
-            raise ValueError(f"labels must be two or more distinct names, not {list(self.labels)}")
+        if self.max_length not in LENGTHS:
+            raise ValueError(
+                f"max_length must be between {LENGTHS.start} and {LENGTHS.stop - 1}, not {self.max_length}"
+            )
+        if problem := label_problem(self.labels):
+            raise ValueError(problem)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "labels": list(self.labels)}

@@ -470,4 +470,4 @@ def test_gold_counts_survive_missing_labels_and_name_unknown_values():
     summary = Summary(label_column="gold", min_confidence=0.8)
     summary.record(Summary.counts(frame, names, frame["gold"], ("negative", "positive")))
     assert summary.gold["labelled"] == 1 and summary.gold["correct"] == 1 and summary.gold["unrecognised"] == 1
-    assert "1 values of 'gold' name no label (e.g. 'yes')" in summary.gold_warning()
+    assert "1 value(s) of 'gold' name no label (e.g. 'yes')" in summary.gold_warning()

@@ -5,7 +5,7 @@ from review_sentiment.batch.config import BatchConfig
 from review_sentiment.batch.score_file import score_file
 from review_sentiment.errors import UserError
 
-from ..conftest import toy_reviews
+from ..conftest import THREE_CLASSES, toy_reviews, toy_reviews_3class
 
 ray = pytest.importorskip("ray")
 
@@ -62,6 +62,37 @@ def test_ray_engine_equals_local_engine(exported, tmp_path, local_ray):
     assert distributed["status"].tolist() == local["status"].tolist()
     assert distributed["label"].fillna("").tolist() == local["label"].fillna("").tolist()
     pd.testing.assert_series_equal(distributed["score"].astype(float), local["score"].astype(float), atol=1e-5)
+
+
+def test_ray_engine_equals_local_engine_for_three_labels(three_class_model, tmp_path, local_ray):
+    source = tmp_path / "reviews3.parquet"
+    frame = toy_reviews_3class(60, seed=4)
+    frame.loc[[5, 6], "review"] = ["  ", "4/5"]
+    frame.loc[7, "sentiment"] = "pos"  # names no class of three: left out of the accuracy on both engines
+    frame.to_parquet(source)
+    common = {"input": str(source), "model": str(three_class_model), "chunk_rows": 16, "label_column": "sentiment"}
+    summaries = {
+        "local": score_file(BatchConfig(output=str(tmp_path / "local.parquet"), **common)),
+        "folder": score_file(BatchConfig(output=str(tmp_path / "shards"), engine="ray", **common)),
+        "file": score_file(BatchConfig(output=str(tmp_path / "one.parquet"), engine="ray", **common)),
+    }
+    local = pd.read_parquet(tmp_path / "local.parquet")
+    ours = ["label", "confidence", "p_negative", "p_neutral", "p_positive", "status"]
+    assert list(local.columns) == ["review", "sentiment", *ours]
+    assert local["status"].tolist().count("ok") == 58 and local.loc[[5, 6], "p_neutral"].isna().all()
+
+    def plain(frame: pd.DataFrame) -> pd.DataFrame:
+        """Values only: Ray's shards keep pandas' nullable and Arrow dtypes (NA), the local file reads back as
+        NumPy's (NaN, None)."""
+        text = {c: object for c in frame.columns if c not in ours[1:-1]}
+        return frame.astype({c: float for c in ours[1:-1]}).astype(text).fillna(dict.fromkeys(text, ""))
+
+    for name in ("shards", "one.parquet"):  # one input file: Ray keeps its row order
+        pd.testing.assert_frame_equal(plain(pd.read_parquet(tmp_path / name)), plain(local))
+    for summary in summaries.values():
+        assert summary.classes == THREE_CLASSES
+        assert (summary.labels, summary.gold) == (summaries["local"].labels, summaries["local"].gold)
+        assert summary.gold["unrecognised"] == 1
 
 
 def test_ray_plan_leaves_room_for_read_tasks():

@@ -14,17 +14,19 @@ from review_sentiment.calibration import (
 from review_sentiment.scoring import predicted_classes, probabilities
 
 
-def _overconfident(temperature: float, count: int = 20000, seed: int = 0):
+def _overconfident(temperature: float, count: int = 20000, seed: int = 0, classes: int = 2):
     """Labels drawn from softmax(z); the model reports z × T, i.e. is over-confident by T."""
     rng = np.random.default_rng(seed)
-    true_logits = rng.normal(0, 2.5, size=(count, 2))
-    labels = (rng.random(count) < probabilities(true_logits)[:, 1]).astype(int)
-    return true_logits * temperature, labels
+    true_logits = rng.normal(0, 2.5, size=(count, classes))
+    cumulative = probabilities(true_logits).cumsum(axis=1)
+    labels = (rng.random((count, 1)) > cumulative).sum(axis=1)  # one draw per review from its distribution
+    return true_logits * temperature, np.minimum(labels, classes - 1)
 
 
+@pytest.mark.parametrize("classes", [2, 3, 5])
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0, 3.5])
-def test_fitting_recovers_a_known_temperature(temperature):
-    logits, labels = _overconfident(temperature)
+def test_fitting_recovers_a_known_temperature(temperature, classes):
+    logits, labels = _overconfident(temperature, classes=classes)
     assert fit_temperature(logits, labels) == pytest.approx(temperature, rel=0.05)
 
 
@@ -75,3 +77,13 @@ def test_calibration_refuses_what_cannot_support_a_temperature():
     assert calibrate(broken, np.r_[labels, labels])["reason"] == "the logits are not all finite"
     good = calibrate(*_overconfident(2.0, count=400))
     assert good["applied"] and good["temperature"] == pytest.approx(2.0, rel=0.2) and "reason" not in good
+
+
+def test_calibration_of_more_classes_uses_the_one_hot_brier_score():
+    logits, labels = _overconfident(2.5, count=3000, classes=4)
+    result = calibrate(logits, labels)
+    assert result["applied"] and result["temperature"] == pytest.approx(2.5, rel=0.1)
+    probs = probabilities(logits)
+    onehot = np.eye(4)[labels]
+    assert result["brier_before"] == pytest.approx(np.mean(((probs - onehot) ** 2).sum(axis=1)))
+    assert result["ece"] < result["ece_before"] and result["brier"] < result["brier_before"]

@@ -82,3 +82,38 @@ def test_public_manifest_names_paths_as_cards_do_and_keeps_the_rest():
     }
     assert manifest["data"]["train"]["source"] == "/home/someone/data/train.csv"  # a copy, not in place
     assert public_manifest(public) == public
+
+
+def _manifest(labels: list[str], metrics: dict) -> dict:
+    part = {"source": "ratings.csv", "rows": 10, "balance": dict.fromkeys(labels, 1)}
+    part |= {"dropped_empty": 0, "dropped_duplicates": 0}
+    return {
+        "text_spec": {"max_length": 128, "truncation": "head+tail", "labels": labels},
+        "base_model": "bert-base-uncased",
+        "data": {"train": part, "validation": part, "split": "stratified 10% hold-out, seed 42"},
+        "metrics": metrics,
+        "hyperparameters": {"labels": labels},
+    }
+
+
+@pytest.mark.parametrize("kind", ["run", "adapter"])
+def test_a_card_names_every_label_in_order_and_the_error_in_stars(tmp_path, kind):
+    labels = ["1", "2", "4", "10"]
+    metrics = {"accuracy": 0.5, "macro_f1": 0.4, "roc_auc": 0.7, "mean_absolute_error": 1.5, "within_one_class": 0.8}
+    card = write_model_card(tmp_path / "README.md", _manifest(labels, metrics), kind, metrics).read_text()
+    assert "Sentiment classifier with 4 labels (in output order: 1, 2, 4, 10)" in card and "Binary" not in card
+    assert "| ROC-AUC (macro, one-vs-rest) | 0.7000 |" in card
+    assert "| mean absolute error | 1.5000 |\n| within one class | 0.8000 |\n" in card
+    if kind == "adapter":
+        assert (
+            "num_labels=4, id2label={0: '1', 1: '2', 2: '4', 3: '10'}, label2id={'1': 0, '2': 1, '4': 2, '10': 3}"
+            in card
+        )
+
+
+def test_a_two_label_card_reads_as_before(tmp_path):
+    metrics = {"accuracy": 0.9, "macro_f1": 0.9, "roc_auc": 0.95}
+    card = write_model_card(tmp_path / "README.md", _manifest(["negative", "positive"], metrics), "adapter", metrics)
+    text = card.read_text()
+    assert "Binary sentiment classifier (labels: negative, positive)" in text and "num_labels=2" in text
+    assert "| ROC-AUC | 0.9500 |\n\n## Data" in text and "mean absolute error" not in text

@@ -91,3 +91,33 @@ def test_export_without_a_runtime_names_it(monkeypatch, capsys):
     monkeypatch.setattr(errors, "_installed", lambda module: module != "onnxruntime")
     assert main(["export", "model"]) == 2
     assert "review-sentiment[cpu]" in capsys.readouterr().err
+
+
+def test_evaluation_figures_print_a_row_per_class_and_the_error_in_stars(capsys):
+    from review_sentiment.cli import print_metrics
+
+    row = {"precision": 0.5, "recall": 0.25, "f1": 0.3333, "support": 4}
+    metrics = {
+        "accuracy": 0.75,
+        "macro_f1": 0.5,
+        "roc_auc": 0.8,
+        "count": 12,
+        "per_class": {"1": row, "2": row, "10 (the best)": row},
+        "mean_absolute_error": 1.25,
+        "within_one_class": 0.9,
+        "ece": 0.05,
+        "brier": 0.2,
+        "coverage": [{"coverage": 1.0, "threshold": 0.4, "accuracy": 0.75, "reviews": 12}],
+    }
+    print_metrics(metrics)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "accuracy 0.7500  macro F1 0.5000  ROC-AUC (macro, one-vs-rest) 0.8000  on 12 reviews"
+    assert lines[1] == "mean absolute error 1.2500 (in label units)  within one class 0.9000"
+    assert lines[2:5] == [
+        f"  {name:<13} precision 0.5000  recall 0.2500  F1 0.3333  support 4" for name in ("1", "2", "10 (the best)")
+    ]
+    two = {k: v for k, v in metrics.items() if k not in ("mean_absolute_error", "within_one_class")}
+    print_metrics({**two, "per_class": {"negative": row, "positive": row}})
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("accuracy 0.7500  macro F1 0.5000  ROC-AUC 0.8000")
+    assert lines[1] == "  negative  precision 0.5000  recall 0.2500  F1 0.3333  support 4"  # as before N labels

@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from review_sentiment.errors import UserError
@@ -46,7 +46,7 @@ def test_declared_labels_fix_the_order_and_a_value_outside_them_names_itself_and
 def test_one_class_or_an_id_column_is_refused():
     with pytest.raises(UserError, match="one class only"):
         column_classes(pd.Series(["good", "good"]), "label")
-    with pytest.raises(UserError, match="is it a label column"):
+    with pytest.raises(UserError, match="is it the label column"):
         column_classes(pd.Series([f"review {i}" for i in range(500)]), "label")
     with pytest.raises(UserError, match="more than once"):
         parse_labels("good,Good,bad")
@@ -66,8 +66,12 @@ def test_gold_labels_of_a_star_model_are_its_names_and_binary_words_only_count_f
     stars = ("1", "2", "3", "4", "5")
     assert [gold_class(v, stars) for v in [3, "5", 4.0, "pos", None, "0"]] == [2, 4, 3, None, None, None]
     assert [gold_class(v, LABELS) for v in ["pos", 0, "Positive", "meh"]] == [1, 0, 1, None]
+    flipped = ("positive", "negative")  # --labels positive,negative: the words keep their meaning
+    assert [gold_class(v, flipped) for v in ["pos", 0, "true", "negative"]] == [0, 1, 0, 1]
+    assert [gold_class(v, ("bad", "good")) for v in [0, 1, "Good"]] == [0, 1, 1]
 
 
+@settings(deadline=None)  # a loaded CI machine is slow, not wrong
 @given(st.lists(st.sampled_from(["1", "2", "3", "4", "7", "8", "9", "10"]), min_size=2))
 def test_every_value_maps_back_to_its_own_name(values):
     if len(set(values)) < 2:
@@ -75,3 +79,29 @@ def test_every_value_maps_back_to_its_own_name(values):
     labels, index = column_classes(pd.Series(values), "rating")
     assert [labels[i] for i in index] == values
     assert np.all(np.diff([float(n) for n in labels]) > 0)
+
+
+def test_one_class_is_never_split_by_how_a_file_writes_a_number():
+    labels, index = column_classes(pd.Series(["1", "01", 1.0, "1.50", 1.5, " 2 "]), "rating")
+    assert labels == ("1", "1.5", "2") and index.tolist() == [0, 0, 0, 1, 1, 2]
+
+
+def test_binary_words_keep_their_meaning_and_other_pairs_take_only_0_and_1():
+    assert gold_class("pos", ("good", "bad")) is None  # which of good/bad "pos" means is a guess: refused
+    assert gold_class("true", ("good", "bad")) is None
+    assert gold_class(0, ("1", "2")) is None  # 0 is not a position among star numbers
+    assert gold_class(1, ("1", "2")) == 0
+
+
+def test_signed_labels_keep_their_sign_in_column_names():
+    assert probability_columns(["-1", "0", "1"]) == ("p_minus_1", "p_0", "p_1")
+
+
+def test_an_id_column_as_labels_is_refused_even_when_small():
+    with pytest.raises(UserError, match="60 distinct values in 60 rows"):
+        column_classes(pd.Series(range(60)), "id")
+
+
+def test_a_value_outside_an_eval_files_labels_says_where_the_labels_came_from():
+    with pytest.raises(UserError, match="not one of the labels \\['neg', 'pos'\\] of the training data"):
+        column_classes(pd.Series(["neg", "meh"]), "label", ("neg", "pos"), origin="of the training data")

@@ -83,7 +83,9 @@ def test_one_vs_rest_roc_auc_is_the_mean_of_the_per_class_mann_whitney_statistic
 
     def mann_whitney(members, scores):
         pos, neg = scores[members], scores[~members]
-        return ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (len(pos) * len(neg))
+        return ((pos[:, None] > neg[None, :]).sum() + 0.5 * (pos[:, None] == neg[None, :]).sum()) / (
+            len(pos) * len(neg)
+        )
 
     expected = np.mean([mann_whitney(labels == i, probs[:, i]) for i in range(4)])
     assert classification_metrics(labels, probs, ("a", "b", "c", "d"))["roc_auc"] == pytest.approx(expected, abs=1e-12)
@@ -96,3 +98,12 @@ def test_star_ratings_get_mean_absolute_error_in_stars_and_within_one_class():
     metrics = classification_metrics(labels, np.eye(4)[predicted], names)
     assert metrics["mean_absolute_error"] == pytest.approx((0 + 2 + 0 + 6 + 9) / 5)
     assert metrics["within_one_class"] == pytest.approx(4 / 5)
+
+
+def test_macro_figures_average_only_the_classes_that_occur():
+    """A class absent from both truth and predictions (declared by --labels, or missing from validation)
+    has no precision or recall: counting it as 0 would pull a perfect model's macro F1 to 2/3."""
+    labels = np.array([0, 0, 2, 2])
+    metrics = classification_metrics(labels, np.eye(3)[labels], ("negative", "neutral", "positive"))
+    assert metrics["macro_f1"] == metrics["macro_precision"] == metrics["macro_recall"] == 1.0
+    assert metrics["per_class"]["neutral"]["support"] == 0

@@ -158,3 +158,16 @@ def test_a_swapped_tokenizer_is_refused(exported, tmp_path):
     (broken / "tokenizer.json").write_text(json.dumps(tokenizer))
     with pytest.raises(UserError, match=r"tokenizer.json does not match the sha256"):
         Scorer.load(broken)
+
+
+def test_an_export_can_read_more_tokens_than_training_did_but_not_more_than_the_model_has(trained_run, tmp_path):
+    out = tmp_path / "longer"
+    args = ["export", str(trained_run / "merged"), "--validation-samples", "0", "--quantize", "none"]
+    assert main([*args, "--output", str(out), "--max-length", "96"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["text_spec"]["max_length"] == 96 and manifest["hyperparameters"]["max_length"] == 48
+    long_review = " ".join(["great"] * 20 + ["the film was quite boring"] * 20)
+    assert len(Scorer.load(out).encoder.encode([long_review])[0]) == 96
+    assert "trained reading 48; the export reads 96" in (out / "README.md").read_text()
+    assert main([*args, "--output", str(tmp_path / "too-long"), "--max-length", "200"]) == 1  # 128 positions
+    assert not (tmp_path / "too-long").exists()

@@ -36,6 +36,27 @@ def test_static_int8_scores_a_review_the_same_in_any_batch(exported):
     assert manifest["int8"]["mode"] == "static" and manifest["int8"]["calibration"]["from"] == "the training split"
 
 
+def test_static_qdq_runs_as_the_fused_int8_kernel_without_requantizing(exported, tmp_path):
+    """What ONNX Runtime makes of the exported graph: every MatMul by a weight of the fp32 graph becomes a
+    MatMulIntegerToFloat (the fast kernel dynamic int8 uses, here with calibrated scales), none a
+    QLinearMatMul that requantizes its output; the attention products of two activations stay float."""
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    fp32 = onnx.load(exported["none"] / "model.onnx").graph
+    weights = {init.name for init in fp32.initializer}
+    by_weight = sum(n.op_type == "MatMul" and n.input[1] in weights for n in fp32.node)
+    attention = sum(n.op_type == "MatMul" and n.input[1] not in weights for n in fp32.node)
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(exported["int8"] / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    ops = Counter(node.op_type for node in onnx.load(options.optimized_model_filepath).graph.node)
+    assert by_weight == 12 and attention == 4  # the tiny model: 2 layers × (q, k, v, output, 2 feed-forward)
+    assert ops["MatMulIntegerToFloat"] == by_weight and ops["QLinearMatMul"] == 0 and ops["MatMul"] == attention
+
+
 def test_calibration_uses_training_reviews_never_validation_reviews(trained_run):
     from review_sentiment.export.verify import calibration_reviews, run_reviews, validation_sample
 

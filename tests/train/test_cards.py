@@ -91,3 +91,19 @@ def test_a_relative_local_base_model_is_recorded_absolute_and_carded_by_folder_n
     assert ModelCard(card).data.base_model is None and "base_model:" not in card.split("\n---\n")[0]
     assert "LoRA adapter for tiny-bert (a local model folder)" in card and '"PATH/TO/tiny-bert"' in card
     assert str(tmp_path) not in card and "models/tiny-bert" not in card
+
+
+def test_a_three_class_adapter_card_loads_its_three_labels(trained_run_3class, tiny_base):
+    adapter = trained_run_3class / "adapter"
+    card = (adapter / "README.md").read_text()
+    assert "num_labels=3, id2label={0: 'negative', 1: 'neutral', 2: 'positive'}" in card
+    assert "(in output order: negative, neutral, positive)" in card
+    snippet = card.split("```python\n")[1].split("```")[0]
+    snippet = snippet.replace(f"PATH/TO/{tiny_base.name}", str(tiny_base)).replace("THIS_REPO_OR_FOLDER", str(adapter))
+    scope: dict = {}
+    exec(snippet, scope)
+    merged = AutoModelForSequenceClassification.from_pretrained(trained_run_3class / "merged").eval()
+    assert merged.config.id2label == {0: "negative", 1: "neutral", 2: "positive"}
+    probe = scope["tokenizer"](["great wonderful film", "the plot and the cast"], return_tensors="pt", padding=True)
+    with torch.inference_mode():
+        assert torch.allclose(scope["model"](**probe).logits, merged(**probe).logits, atol=1e-4)

@@ -18,12 +18,12 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def _make_old_format(out) -> None:
-    """Turn a run's checkpoint into one written before amp_dtype, --deterministic and the CUDA RNG of the
-    training GPU alone: state.json without `amp_dtype`, its config without `deterministic`, and `cuda_rng` the
-    list of every visible GPU's state (empty on a CPU-only host)."""
+    """Turn a run's checkpoint into one written before amp_dtype, --deterministic, labels and the CUDA RNG of the
+    training GPU alone: state.json without `amp_dtype` and `labels`, its config without `deterministic` and
+    `labels`, and `cuda_rng` the list of every visible GPU's state (empty on a CPU-only host)."""
     path = out / "checkpoint" / "state.json"
     state = json.loads(path.read_text())
-    del state["amp_dtype"], state["config"]["deterministic"]
+    del state["amp_dtype"], state["labels"], state["config"]["deterministic"], state["config"]["labels"]
     path.write_text(json.dumps(state))
     saved = torch.load(out / "checkpoint" / "optimizer.pt", weights_only=True)
     torch.save({**saved, "cuda_rng": []}, out / "checkpoint" / "optimizer.pt")
@@ -42,6 +42,7 @@ def test_a_checkpoint_of_the_previous_version_resumes(tiny_base, toy_csv, tmp_pa
     assert "the checkpoint does not record its precision: resuming in float32" in caplog.text
     state = json.loads((out / "checkpoint" / "state.json").read_text())
     assert state["amp_dtype"] == "float32" and state["config"]["deterministic"] is False
+    assert state["labels"] == ["negative", "positive"] and state["config"]["labels"] is None
     assert state["step"] > 5 and state["stop_reason"] == "completed"
 
 

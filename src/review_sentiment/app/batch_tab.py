@@ -27,9 +27,11 @@ from ..batch.tables import TableReader
 from ..card import short_model_name
 from ..columns import TEXT_COLUMNS, detect_column, text_like
 from ..errors import UserError
+from ..labels import probability_columns
 from ..scorer import Scorer
-from ..scoring import RESULT_COLUMNS, Summary, result_names
-from .explain import strength_colors
+from ..scoring import Summary, result_keys, result_names
+from ..text import LABELS
+from .colors import class_colors
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +191,7 @@ def score_upload(
     summary = replace(summary, model=_plain_name(scorer), output=output.name)  # names, not server paths
     scored = next(iter(TableReader(str(output), format_of(str(output)), PREVIEW_ROWS, encoding="utf-8")), None)
     return (
-        gr.update(value=preview_frame(scored, column), visible=True),
+        gr.update(value=preview_frame(scored, column, scorer.labels), visible=True),
         distribution(summary, scorer.labels),
         str(output),
         summary.text(),
@@ -262,33 +264,43 @@ def client_left() -> bool:
         return False
 
 
-def preview_frame(scored: pd.DataFrame | None, text_column: str) -> pd.DataFrame:
-    """The first rows for the screen: label, confidence and status first, the review cut to PREVIEW_CHARS.
+def preview_frame(scored: pd.DataFrame | None, text_column: str, labels: tuple[str, ...] = LABELS) -> pd.DataFrame:
+    """The first rows for the screen: label, confidence and status first, the review cut to PREVIEW_CHARS,
+    then (more than two labels) each class's probability, then the file's other columns.
 
     The downloaded file is untouched; `score` (the positive label's probability) is left to it.
     """
     if scored is None:
         return pd.DataFrame()
-    source = [str(c) for c in scored.columns[: -len(RESULT_COLUMNS)]]  # ours are appended last
-    ours = result_names(source)
+    source = [str(c) for c in scored.columns[: -len(result_keys(labels))]]  # ours are appended last
+    ours = result_names(source, labels)
     text = scored[text_column].map(
         lambda v: v[:PREVIEW_CHARS] + "…" if isinstance(v, str) and len(v) > PREVIEW_CHARS else v
     )
-    # Three decimals on screen (the download keeps full precision); a row not scored has no confidence.
-    # (The scored file is read back as text: a CSV's numbers are strings.)
-    numbers = pd.to_numeric(scored[ours["confidence"]], errors="coerce")
-    confidence = numbers.map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+    classes = [_three_decimals(scored[ours[key]]) for key in probability_columns(labels)] if len(labels) > 2 else []
     rest = [c for c in source if c != text_column]
     return pd.concat(
-        [scored[ours["label"]], confidence, scored[ours["status"]], text.rename(text_column), scored[rest]], axis=1
+        [
+            scored[ours["label"]],
+            _three_decimals(scored[ours["confidence"]]),
+            scored[ours["status"]],
+            text.rename(text_column),
+            *classes,
+            scored[rest],
+        ],
+        axis=1,
     )
 
 
+def _three_decimals(column: pd.Series) -> pd.Series:
+    """Three decimals on screen (the download keeps full precision); a row not scored shows nothing.
+    (The scored file is read back as text: a CSV's numbers are strings.)"""
+    return pd.to_numeric(column, errors="coerce").map(lambda v: "" if pd.isna(v) else f"{v:.3f}")
+
+
 def bar_colors(labels: tuple[str, ...]) -> dict[str, str]:
-    """Each label's bar in its strong highlight colour (the review tab's legend); rows set aside in greys."""
-    colors = strength_colors(labels)
-    greys = {UNCERTAIN_BAR: UNCERTAIN_GREY, NOT_SCORED_BAR: NOT_SCORED_GREY}
-    return {**{label: colors[f"strongly {label}"] for label in labels}, **greys}
+    """Each label's bar in its colour (`colors.class_colors`); rows set aside in greys."""
+    return {**class_colors(labels), UNCERTAIN_BAR: UNCERTAIN_GREY, NOT_SCORED_BAR: NOT_SCORED_GREY}
 
 
 def distribution(summary: Summary, labels: tuple[str, ...]) -> dict:

@@ -2,7 +2,9 @@
 
 Each unit (a word; for long reviews a sentence; for very long ones a group of sentences) is hidden in
 turn and the review re-scored; the drop in the log-odds of positive is that unit's weight (log-odds,
-not probability, because a confident prediction's probability barely moves whatever is hidden).
+not probability, because a confident prediction's probability barely moves whatever is hidden). With
+more than two labels no class is "positive": the weight is the drop in the predicted class's log-odds
+(its logit minus the log-sum-exp of the others), so a unit pushes towards the prediction or away from it.
 
 A unit is hidden by masking its tokens (attention mask 0) in exactly the token sequence the model
 reads, every other token staying at its position. Deleting the unit's text instead would move the
@@ -22,28 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..scorer import Prediction, Scorer
+from ..scoring import predicted_classes
 from ..text import clean_text
+from .colors import NOT_READ, direction_words, strength_colors  # noqa: F401 (strength_colors: the legend's API)
 
 # A sentence runs to the first end mark followed by whitespace (so "3.5" does not end one), or to the end.
 _SENTENCE = re.compile(r"\S(?:.*?[.!?…](?=\s)|.*$)", re.S)
 _WORD = re.compile(r"\S+")
-NOT_READ = "not read"
-NOT_READ_COLOR = "#e5e7eb"
 
 Span = tuple[int, int]  # [start, end) characters of the cleaned review
-
-
-def strength_colors(labels: tuple[str, ...]) -> dict[str, str]:
-    """Legend categories named after the model's own two labels (green: towards the second), and grey for
-    the part of a long review the model does not read."""
-    negative, positive = labels
-    return {
-        f"strongly {positive}": "#16a34a",
-        positive: "#bbf7d0",
-        negative: "#fecaca",
-        f"strongly {negative}": "#dc2626",
-        NOT_READ: NOT_READ_COLOR,
-    }
 
 
 @dataclass(frozen=True)
@@ -51,7 +40,9 @@ class Explanation:
     prediction: Prediction
     text: str  # the cleaned review the spans index
     spans: list[Span]  # the units, in text order
-    weights: list[float]  # log-odds of positive lost when the unit is hidden; > 0 pushed towards positive
+    # Log-odds lost when the unit is hidden (of the second label; with more labels, of the predicted class):
+    # > 0 pushed towards it.
+    weights: list[float]
     granularity: str
     tokens: int
     truncated: bool  # more tokens than the model reads
@@ -69,10 +60,12 @@ class Explanation:
         Text between units keeps no label; the unread middle is one "not read" piece.
         """
         scale = max((abs(w) for w in self.weights), default=0.0) or 1.0
+        # Two labels: towards the second or the first; more: towards the predicted class or away from it.
+        up, down = (labels[1], labels[0]) if len(labels) == 2 else direction_words(self.prediction.label)
         pieces: list[tuple[Span, str | None]] = []
         for span, unit in self.pieces:
             share = abs(self.weights[unit]) / scale
-            direction = labels[1] if self.weights[unit] > 0 else labels[0]
+            direction = up if self.weights[unit] > 0 else down
             pieces.append((span, f"strongly {direction}" if share > 0.5 else direction if share > 0.1 else None))
         if self.unread:
             pieces.append((self.unread, NOT_READ))
@@ -159,7 +152,7 @@ def explain(
     logits = np.concatenate(
         [scorer.run_masked(ids, masks[i : i + batch_size]) for i in range(0, len(masks), batch_size)]
     )
-    log_odds = logits[:, 1] - logits[:, 0]
+    log_odds = _log_odds(logits, len(scorer.labels))
     unread = _unread(cleaned_text, offsets, head, tail_start)
     parts = [_read_parts(cleaned_text, span, unread) for span in spans]
     return Explanation(
@@ -173,6 +166,19 @@ def explain(
         truncated=len(offsets) > encoder.budget,
         unread=unread,
     )
+
+
+def _log_odds(logits: np.ndarray, classes: int) -> np.ndarray:
+    """Per row, the log-odds the weights are drops of: of the second label for two labels (so a weight says
+    which label a unit pushed towards, whatever was predicted); with more, of the class predicted for the
+    whole review (row 0), against all the others together."""
+    if classes == 2:
+        return logits[:, 1] - logits[:, 0]
+    logits = logits.astype(np.float64)
+    predicted = int(predicted_classes(logits[:1])[0])
+    others = np.delete(logits, predicted, axis=1)
+    peak = others.max(axis=1)
+    return logits[:, predicted] - (peak + np.log(np.exp(others - peak[:, None]).sum(axis=1)))
 
 
 def _unread(text: str, offsets: list[Span], head: int, tail_start: int) -> Span | None:

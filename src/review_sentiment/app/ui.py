@@ -16,24 +16,28 @@ import time
 import urllib.request
 import warnings
 from pathlib import Path
-from typing import TypedDict
 
 import gradio as gr
 
 from ..card import model_name, short_model_name
 from ..errors import UserError
 from ..scorer import Scorer
-from ..scoring import review_status
 from . import MIN_CONFIDENCE
 from .batch_tab import BATCH_CSS, MAX_UPLOAD_MB, score_upload, text_column_choice  # noqa: F401 (the app's API)
 from .batch_tab import batch_tab as _batch_tab
-from .explain import explain, strength_colors
+from .colors import strength_colors
+from .review import (  # noqa: F401 (the app's API)
+    MAX_REVIEW_CHARS,
+    NO_WORDS,
+    PredictAnswer,
+    PredictClassesAnswer,
+    analyze,
+    predict_answer,
+    too_long,
+)
 
 log = logging.getLogger(__name__)
 
-# Longer text is refused, never cut: cutting it would change what head+tail truncation reads, and the
-# app would disagree with score-csv on the same review.
-MAX_REVIEW_CHARS = 200_000
 EXAMPLES = [
     "An absolute delight from start to finish. The performances are warm and funny, and the last act had me in tears.",
     "A lifeless, plodding mess. The plot makes no sense and the dialogue is painful. I want those two hours back.",
@@ -63,62 +67,6 @@ EXAMPLE_LABELS = [
 CSS = "#words .textfield, #words .token, #words .text { word-break: normal; overflow-wrap: break-word; }" + BATCH_CSS
 
 
-def analyze(scorer: Scorer, text: str, min_confidence: float = MIN_CONFIDENCE) -> tuple[dict, list, str]:
-    """Label confidences, highlighted words and a note for one review; friendly messages, no traces.
-
-    The note starts with "Not sure" when the (calibrated) confidence is below `min_confidence`.
-    """
-    if not text or not text.strip():
-        return {}, [], "Type or paste a review first."
-    if len(text) > MAX_REVIEW_CHARS:
-        return {}, [], too_long(text)
-    status, cleaned = review_status(text)
-    if status != "ok":
-        return {}, [], NO_WORDS
-    started = time.perf_counter()
-    result = explain(scorer, cleaned, cleaned=True)
-    confidence = result.prediction.confidence
-    note = (
-        f"**Not sure**: {confidence:.1%} confident in {result.prediction.label}, below the app's "
-        f"{min_confidence:.0%} threshold. "
-        if confidence < min_confidence
-        else ""
-    )
-    spec = scorer.encoder.spec
-    if result.truncated:
-        head = scorer.encoder.budget // 4 if spec.truncation == "head+tail" else scorer.encoder.budget
-        note += (
-            f"This review has {result.tokens} tokens; like in training the model reads {scorer.encoder.budget} of them "
-            f"({spec.truncation}: "
-            + (
-                f"the first {head} and the last {scorer.encoder.budget - head}"
-                if spec.truncation == "head+tail"
-                else spec.truncation
-            )
-            + "); the grey part is not read, so it has no weight. "
-        )
-    note += (
-        f"Weights by hiding each {result.granularity} the model reads, in turn ({len(result.units)} "
-        f"variant{'s' if len(result.units) != 1 else ''}) "
-        f"in {time.perf_counter() - started:.2f} s on {scorer.provider}. Green pushed towards {scorer.labels[1]}, "
-        f"red towards {scorer.labels[0]}; strong colours for the largest effects."
-    )
-    negative, positive = scorer.labels
-    confidences = {positive: result.prediction.score, negative: 1 - result.prediction.score}
-    return confidences, result.highlighted(scorer.labels), note
-
-
-# score-csv gives such rows a "skipped: …" status (scoring.review_status); the app refuses them alike.
-NO_WORDS = "This review has no words to read (only numbers, dates, symbols or HTML): nothing to score."
-
-
-def too_long(text: str) -> str:
-    return (
-        f"This review has {len(text):,} characters; the app takes up to {MAX_REVIEW_CHARS:,}. "
-        "Score longer texts with score-csv."
-    )
-
-
 def model_facts(scorer: Scorer) -> str:
     manifest = scorer.manifest
     metrics = manifest.get("validation_metrics", {})
@@ -128,6 +76,7 @@ def model_facts(scorer: Scorer) -> str:
         ("quantization", manifest.get("quantization")),
         ("graph optimization", manifest.get("optimization")),
         ("provider in use", scorer.provider),
+        ("labels (in the order of the logits)", ", ".join(scorer.labels)),
         (
             "max length / truncation",
             f"{manifest['text_spec']['max_length']} tokens / {manifest['text_spec']['truncation']}",
@@ -144,16 +93,6 @@ def model_facts(scorer: Scorer) -> str:
     return "| about the model | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
 
 
-class PredictAnswer(TypedDict):
-    """What /predict answers (its type is the endpoint's documented output)."""
-
-    label: str
-    score: float  # probability of the second label
-    confidence: float  # probability of the predicted label
-    sure: bool  # confidence at or above the app's threshold
-    provider: str  # the ONNX Runtime execution provider that ran it
-
-
 def _served_ece(calibration: dict) -> str:
     """The expected calibration error of the confidence the app shows: after the temperature when one is
     applied, else as measured (temperature 1)."""
@@ -167,10 +106,15 @@ def headline(scorer: Scorer) -> str:
     metrics = manifest.get("validation_metrics", {})
     name = short_model_name(manifest.get("base_model", "BERT"))
     precision = {"int8": " and compressed to 8-bit integers", "fp16": " and served in half precision"}
+    labels = scorer.labels
+    which = (
+        f"whether it is {labels[1]} or {labels[0]}"
+        if len(labels) == 2
+        else f"which of {', '.join(labels[:-1])} or {labels[-1]} it is"
+    )
     line = (
         f"Paste a movie review: {name}, a small language model fine-tuned on movie reviews"
-        f"{precision.get(manifest.get('quantization', 'none'), '')}, says whether it is {scorer.labels[1]} or "
-        f"{scorer.labels[0]} and which words made it think so."
+        f"{precision.get(manifest.get('quantization', 'none'), '')}, says {which} and which words made it think so."
     )
     if "accuracy" in metrics and metrics.get("count"):
         line += (
@@ -199,25 +143,13 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
 
         def predict(text: str) -> PredictAnswer:
             """Label, probability of positive and confidence of one review, without an explanation."""
-            if not text or not text.strip():
-                raise gr.Error("empty review")
-            if len(text) > MAX_REVIEW_CHARS:
-                raise gr.Error(too_long(text))
-            status, cleaned = review_status(text)
-            if status != "ok":
-                raise gr.Error(NO_WORDS)
-            p = scorer.to_prediction(scorer.logits([cleaned], cleaned=True)[0])
-            sure = p.confidence >= min_confidence
-            return {
-                "label": p.label,
-                "score": p.score,
-                "confidence": p.confidence,
-                "sure": sure,
-                "provider": scorer.provider,
-            }
+            return predict_answer(scorer, text, min_confidence)
 
+        if len(scorer.labels) > 2:
+            predict.__doc__ = "Label, confidence and every label's probability of one review, without an explanation."
         # Evaluated annotations (this module's are strings): gr.api documents the output from them.
-        predict.__annotations__ = {"text": str, "return": PredictAnswer}
+        answer = PredictAnswer if len(scorer.labels) == 2 else PredictClassesAnswer
+        predict.__annotations__ = {"text": str, "return": answer}
         gr.api(predict, api_name="predict")
     demo.queue(default_concurrency_limit=2, max_size=QUEUE_MAX_SIZE)
     _public_api_only(demo)
@@ -240,11 +172,14 @@ def _public_api_only(demo: gr.Blocks) -> None:
 def _review_tab(scorer: Scorer, min_confidence: float) -> None:
     review = gr.Textbox(label="Review", lines=6, placeholder="Paste a movie review…", elem_id="review")
     submit = gr.Button("Analyze", variant="primary", elem_id="analyze")
-    label = gr.Label(label="Sentiment", num_top_classes=2, elem_id="label")
+    label = gr.Label(label="Sentiment", num_top_classes=len(scorer.labels), elem_id="label")
     note = gr.Markdown(label="Note", elem_id="note")
     words = gr.HighlightedText(
         label="What pushed the prediction",
-        show_legend=True,
+        # With more labels the categories name the predicted class ("towards neutral"), which changes with
+        # each review: a legend of every class's four would mostly list colours not shown. Each coloured
+        # word carries its category inline instead.
+        show_legend=len(scorer.labels) == 2,
         combine_adjacent=False,
         color_map=strength_colors(scorer.labels),
         elem_id="words",

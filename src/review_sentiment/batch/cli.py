@@ -3,7 +3,8 @@
 Each input row appears in the output exactly once, in input order, with every original column and
 `label`, `score` (probability of the positive, i.e. second, label), `confidence` (probability of the
 predicted label) and `status` ("ok"; "uncertain" when below --min-confidence, label kept; or why the row
-was not scored). The output keeps the input's
+was not scored). A model with more than two labels writes `label`, `confidence`, one `p_<label>`
+probability per class, then `status`. The output keeps the input's
 format (reviews.tsv → reviews.scored.tsv) unless --output names another.
 """
 

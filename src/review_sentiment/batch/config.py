@@ -68,7 +68,10 @@ class BatchConfig:
     )
     label_column: str | None = field(
         default=None,
-        metadata={"help": "column of gold labels (0/1, neg/pos or the model's labels): the summary reports accuracy"},
+        metadata={
+            "help": "column of gold labels (the model's label names; for two labels also 0/1 or neg/pos): "
+            "the summary reports accuracy"
+        },
     )
     engine: Literal["local", "ray"] = field(
         default="local",

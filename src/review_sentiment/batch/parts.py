@@ -13,6 +13,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ..errors import UserError
+from ..text import LABELS
 from .writers import close_json_array, empty_frame, to_arrow, write_rows
 
 
@@ -70,6 +71,17 @@ def output_lock(output: Path) -> Iterator[None]:
         os.close(fd)
 
 
+def _check_labels(before: tuple[str, ...], now: tuple[str, ...]) -> None:
+    """Parts scored under other labels have other columns and other meanings: never joined to new ones.
+
+    The fingerprint cannot tell, as a model re-exported into the same folder keeps its path."""
+    if before != now:
+        raise UserError(
+            f"--resume: the interrupted run was scored by a model with the labels {list(before)}, this model has "
+            f"{list(now)}; resume with that model, or start again with --overwrite"
+        )
+
+
 class Parts:
     """Finished chunks of one run beside the output (`OUTPUT.parts/`), with their counts for resume.
 
@@ -90,12 +102,16 @@ class Parts:
         counts = self.finished.get(index)
         return counts if counts is not None and self.path(index).exists() else None
 
-    def start(self, resume: bool, overwrite: bool, fingerprint: str | None) -> None:
-        """Check what is on disk against the options; only --overwrite ever removes earlier work."""
+    def start(self, resume: bool, overwrite: bool, fingerprint: str | None, labels: tuple[str, ...]) -> None:
+        """Check what is on disk against the options and the model's labels; only --overwrite ever removes
+        earlier work."""
         if resume:
             if not self.run_file.exists():
                 raise UserError(f"--resume: no interrupted run of {self.output} to continue (no {self.run_file})")
-            if json.loads(self.run_file.read_text())["fingerprint"] != fingerprint:
+            run = json.loads(self.run_file.read_text())
+            # A run.json without labels was written before models had other labels than the two defaults.
+            _check_labels(tuple(run.get("labels", LABELS)), tuple(labels))
+            if run["fingerprint"] != fingerprint:
                 raise UserError(
                     "--resume: the input file or the options changed since the interrupted run; "
                     "start again with --overwrite"
@@ -115,7 +131,7 @@ class Parts:
             raise UserError(f"output {self.output} already exists; pass --overwrite to replace it")
         shutil.rmtree(self.folder, ignore_errors=True)
         self.folder.mkdir(parents=True)
-        write_atomically(self.run_file, json.dumps({"fingerprint": fingerprint}))
+        write_atomically(self.run_file, json.dumps({"fingerprint": fingerprint, "labels": list(labels)}))
 
     def write(self, index: int, frame: pd.DataFrame, schema: pa.Schema, raw: bool, counts: dict) -> None:
         with _atomic_target(self.path(index)) as tmp:

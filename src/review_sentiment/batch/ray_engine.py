@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..columns import TEXT_COLUMNS, detect_column
 from ..errors import UserError
-from ..manifest import read_manifest, resolve_model_folder
+from ..manifest import folder_labels, resolve_model_folder
 from ..scorer import Scorer
 from ..scoring import Summary, result_names, score_frame
 from .config import BatchConfig
@@ -226,7 +226,8 @@ def _score(
         raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
     sample = pd.DataFrame(dataset.take(200), columns=dataset.schema().names)[columns]
     text_column = detect_column(sample, TEXT_COLUMNS, "text", cfg.text_column)
-    names = result_names(columns)
+    labels = folder_labels(Path(model))  # where the actors' Scorer reads them
+    names = result_names(columns, labels)
     source = None if folder is None else (source_name(columns + list(names.values())), _ray_base(folder))
     log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["actors"], plan["num_cpus"], plan["num_gpus"])
     started = time.monotonic()
@@ -253,8 +254,8 @@ def _score(
         output=output,
         min_confidence=cfg.min_confidence,
         label_column=cfg.label_column,
+        classes=labels,
     )
-    labels = tuple(read_manifest(Path(model))["labels"])
 
     def tally(frame) -> dict:
         return Summary.counts(frame, names, frame[cfg.label_column] if cfg.label_column else None, labels)
@@ -327,7 +328,7 @@ def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary
     output.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output):
         parts = Parts(output, format_of(str(output)))
-        parts.start(resume=False, overwrite=True, fingerprint=None)
+        parts.start(resume=False, overwrite=True, fingerprint=None, labels=summary.classes)
         count = 0
         try:
             for index, frame in enumerate(scored.iter_batches(batch_format="pandas")):

@@ -78,7 +78,7 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None, progress: Progres
         raise UserError(f"cannot write {output}: {error.strerror}") from error
     with output_lock(output):
         parts = Parts(output, out_fmt)
-        parts.start(cfg.resume, cfg.overwrite, None if cfg.input == "-" else _fingerprint(cfg))
+        parts.start(cfg.resume, cfg.overwrite, None if cfg.input == "-" else _fingerprint(cfg), scorer.labels)
         try:
             return _score_chunks(cfg, scorer, reader, parts, progress)
         except BaseException:
@@ -89,12 +89,14 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None, progress: Progres
 def _score_chunks(
     cfg: BatchConfig, scorer: Scorer, reader: TableReader, parts: Parts | None, progress: Progress | None
 ) -> FileSummary:
+    labels = tuple(scorer.labels)
     summary = FileSummary(
         provider=scorer.provider,
         model=str(scorer.folder),
         output=cfg.output,
         min_confidence=cfg.min_confidence,
         label_column=cfg.label_column,
+        classes=labels,
     )
     bar = tqdm(total=reader.total_bytes, unit="B", unit_scale=True, desc="scoring", disable=not sys.stderr.isatty())
     started = time.monotonic()
@@ -104,7 +106,7 @@ def _score_chunks(
             text_column = detect_column(frame, TEXT_COLUMNS, "text", cfg.text_column)
             if cfg.label_column:
                 detect_column(frame, (), "label", cfg.label_column)  # a missing column is an error, now
-            names = result_names([str(c) for c in frame.columns])
+            names = result_names([str(c) for c in frame.columns], labels)
             schema = output_schema(reader.schema, names)
             if reader.encoding_used:
                 log.info("reading %s as %s", "stdin" if cfg.input == "-" else cfg.input, reader.encoding_used)
@@ -114,7 +116,7 @@ def _score_chunks(
         else:
             scored = score_frame(scorer, frame, text_column, cfg.batch_size, cfg.min_confidence)
             gold = frame[cfg.label_column] if cfg.label_column else None
-            counts = Summary.counts(scored, names, gold, scorer.labels)
+            counts = Summary.counts(scored, names, gold, labels)
             summary.record(counts)
             summary.scored_now += counts["scored"]
             if parts:
@@ -128,7 +130,7 @@ def _score_chunks(
             progress(summary.rows)
     bar.close()
     if count == 0:  # no rows: the output still has the input's columns and ours
-        schema = output_schema(reader.schema, result_names(reader.columns))
+        schema = output_schema(reader.schema, result_names(reader.columns, labels))
         if parts:
             parts.write_empty(schema, cfg.raw)
             count = 1

@@ -10,10 +10,9 @@ import pandas as pd
 import pyarrow as pa
 
 from ..columns import is_missing
-from ..scoring import RESULT_COLUMNS
 
 _NUMBER = re.compile(r"^\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*$")
-RESULT_TYPES = {"label": pa.string(), "score": pa.float64(), "confidence": pa.float64(), "status": pa.string()}
+TEXT_RESULTS = ("label", "status")  # every other column scoring adds is a probability (float64)
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -107,7 +106,11 @@ def close_json_array(handle, wrote_rows: bool) -> None:
 
 
 def output_schema(input_schema: pa.Schema, names: dict[str, str]) -> pa.Schema:
-    return pa.schema(list(input_schema) + [pa.field(names[k], RESULT_TYPES[k]) for k in RESULT_COLUMNS])
+    """The input's fields, then ours: `names` is `result_names(columns, labels)`, so it already holds the
+    model's result columns in order (score for two labels, p_<label> for more) and the schema cannot
+    disagree with the frames `score_frame` makes."""
+    ours = [pa.field(new, pa.string() if key in TEXT_RESULTS else pa.float64()) for key, new in names.items()]
+    return pa.schema(list(input_schema) + ours)
 
 
 def empty_frame(schema: pa.Schema) -> pd.DataFrame:

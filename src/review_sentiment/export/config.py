@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from ..errors import UserError
+from ..text import LENGTHS
 
 Quantize = Literal["none", "int8", "fp16"]
 Int8Target = Literal["auto", "avx512_vnni", "avx512", "avx2", "arm64"]
@@ -56,6 +57,14 @@ class ExportConfig:
     per_channel: bool = field(
         default=True, metadata={"help": "per-channel int8 weights (more accurate, slightly larger)"}
     )
+    max_length: int | None = field(
+        default=None,
+        metadata={
+            "help": "tokens the exported model reads of each review (head+tail as in training); default: the "
+            "training length. A model trained on 256 tokens may read more when served: BENCHMARKS.md "
+            "'Reading window' measures what that gains and costs"
+        },
+    )
     opset: int | None = field(
         default=None, metadata={"help": "ONNX opset (default: Optimum's choice for the architecture)"}
     )
@@ -73,6 +82,8 @@ class ExportConfig:
         self.model, self.output = Path(self.model), Path(self.output)
         if self.validation_samples < 0:
             raise UserError("--validation-samples must be 0 (skip) or more")
+        if self.max_length is not None and self.max_length not in LENGTHS:
+            raise UserError(f"--max-length must be between {LENGTHS.start} and {LENGTHS.stop - 1}")
         if self.calibration_samples < 1:
             raise UserError("--calibration-samples must be at least 1")
         if self.quantize == "fp16" and self.optimize == "none":

@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 from ..errors import UserError
-from ..manifest import MANIFEST, MODEL_FILE, RUNTIME_FILES, sha256_of
+from ..manifest import MANIFEST, MODEL_FILE, RUNTIME_FILES, TRAINING_MANIFEST, config_outputs, is_generic, sha256_of
+from ..text import LABELS
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,28 @@ def merged_folder(model_dir: Path, scratch: Path) -> Path:
     if is_merged_dir(model_dir):
         return model_dir
     raise UserError(f"{model_dir} is neither a merged model folder nor a LoRA adapter folder (no config.json)")
+
+
+def model_labels(merged: Path, training: dict) -> list[str]:
+    """The label names in the order of the model's logits: the training manifest's, checked against the
+    merged model's config (id2label), which is what the ONNX graph's outputs come from.
+
+    A manifest written before labels were recorded is a two-label run (negative, positive).
+    """
+    heads = config_outputs(merged)
+    recorded = training.get("text_spec", {}).get("labels")
+    labels = [str(name) for name in recorded] if recorded else list(LABELS)
+    if heads and len(heads) != len(labels):
+        raise UserError(
+            f"{merged} has {len(heads)} outputs (config.json id2label {heads}) but its {TRAINING_MANIFEST} "
+            f"names {len(labels)} labels {labels}: the folder mixes two runs"
+        )
+    if heads and not is_generic(heads) and [h.lower() for h in heads] != [name.lower() for name in labels]:
+        raise UserError(
+            f"{merged}: config.json names the outputs {heads} but {TRAINING_MANIFEST} names them {labels} "
+            "(another order, or another run): the labels would be attached to the wrong classes"
+        )
+    return labels
 
 
 def onnx_export(merged: Path, out: Path, opset: int | None) -> Path:

@@ -23,7 +23,7 @@ from ..manifest import MODEL_FILE, TRAINING_MANIFEST
 from ..scorer import Scorer
 from ..text import ReviewEncoder
 from .config import ExportConfig, cpu_int8_target
-from .onnx import merged_folder, onnx_export, optimize, stage_folder
+from .onnx import merged_folder, model_labels, onnx_export, optimize, stage_folder
 from .quantize import quantize_dynamic_int8, quantize_static_int8
 from .verify import (
     PROBES,
@@ -54,8 +54,11 @@ def export(cfg: ExportConfig) -> Path:
         # Loaded before any conversion, so missing calibration data fails in seconds, not after the export.
         split = run_reviews(training) if cfg.quantize == "int8" and cfg.int8_mode == "static" else None
         calibration = calibration_reviews(split[0], cfg.calibration_samples) if split else []
+        # Checked before the conversion, which is the slow step: a wrong label order or length fails in seconds.
+        spec = {**training["text_spec"], "labels": model_labels(merged, training)}
+        spec["max_length"] = served_length(cfg, training, merged)
         raw_file = onnx_export(merged, scratch / "fp32", cfg.opset)
-        manifest = _base_manifest(cfg, training, raw_file)
+        manifest = _base_manifest(cfg, training, spec, raw_file)
         fp32_dir = stage_folder(raw_file, merged, scratch / "fp32", manifest)
         sample = validation_sample(training, cfg.validation_samples, split[1] if split else None)
         # Variants are compared on the validation sample (its texts are cleaned already), or on the
@@ -93,8 +96,9 @@ def _training_manifest(merged: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _base_manifest(cfg: ExportConfig, training: dict, raw_file: Path) -> dict:
-    """What the exported folder says of itself before any variant is made (fp32, not optimized)."""
+def _base_manifest(cfg: ExportConfig, training: dict, spec: dict, raw_file: Path) -> dict:
+    """What the exported folder says of itself before any variant is made (fp32, not optimized): the text
+    spec the scorer reads (the served length; labels naming the logits in order, also at the top level)."""
     import onnx
     import onnxruntime
 
@@ -104,8 +108,8 @@ def _base_manifest(cfg: ExportConfig, training: dict, raw_file: Path) -> dict:
     return {
         "format": "review-sentiment-onnx",
         "format_version": 1,
-        "labels": training["text_spec"]["labels"],
-        "text_spec": training["text_spec"],
+        "labels": spec["labels"],
+        "text_spec": spec,
         "base_model": training["base_model"],
         "quantization": "none",
         "optimization": "none",
@@ -120,6 +124,20 @@ def _base_manifest(cfg: ExportConfig, training: dict, raw_file: Path) -> dict:
         "source_model": str(cfg.model.resolve()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+
+
+def served_length(cfg: ExportConfig, training: dict, merged: Path) -> int:
+    """The tokens the export reads per review: --max-length, else the training length; never more than the
+    model has positions for."""
+    trained = int(training["text_spec"]["max_length"])
+    if cfg.max_length is None or cfg.max_length == trained:
+        return trained
+    config = json.loads((merged / "config.json").read_text())
+    positions = int(config.get("max_position_embeddings", cfg.max_length))
+    if cfg.max_length > positions:
+        raise UserError(f"--max-length {cfg.max_length} is more than the model's {positions} positions")
+    log.info("the export reads %d tokens per review (trained on %d)", cfg.max_length, trained)
+    return cfg.max_length
 
 
 def _check_parity(merged: Path, fp32: Scorer) -> dict:

@@ -48,6 +48,23 @@ def quantize_dynamic_int8(folder: Path, target: str, per_channel: bool, out: Pat
     return out / MODEL_FILE
 
 
+def _activation_matmuls(model_file: Path) -> list[str]:
+    """The MatMuls of two activations (attention's Q·Kᵀ and probabilities·V): the static quantizer ignores
+    MatMulConstBOnly, and int8 there would quantize attention probabilities to one fixed scale."""
+    import onnx
+
+    graph = onnx.load(model_file, load_external_data=False).graph
+    weights = {init.name for init in graph.initializer}
+    return [n.name for n in graph.node if n.op_type == "MatMul" and n.input[1] not in weights]
+
+
+def _float_outputs(fmt: Int8Format) -> dict:
+    """QDQ: leave each MatMul's output in float. ONNX Runtime then runs DQ→MatMul as MatMulIntegerToFloat,
+    the fused kernel dynamic int8 uses, with the calibrated (fixed) input scale; a Q after the MatMul would
+    make it QLinearMatMul, which requantizes the output only for the next DequantizeLinear to undo it."""
+    return {"OpTypesToExcludeOutputQuantization": ["MatMul"]} if fmt == "qdq" else {}
+
+
 class _Calibration:
     """Calibration reviews one at a time. MinMax needs no padding (pad positions never widen a range); the
     histogram methods stack every feed, so there each review is padded (masked) to one common length."""
@@ -87,7 +104,8 @@ def quantize_static_int8(
     method: Calibration = "minmax",
     pad_id: int = 0,
 ) -> Path:
-    """MatMul and embedding weights int8, their activations int8 with scales fixed by `calibration_ids`."""
+    """The weight MatMuls and the embedding tables int8, their inputs int8 with scales fixed by
+    `calibration_ids`; the attention products of two activations stay float."""
     import onnxruntime as ort
     from onnxruntime.quantization import (
         CalibrationDataReader,
@@ -99,6 +117,7 @@ def quantize_static_int8(
 
     source = folder / MODEL_FILE
     names = [i.name for i in ort.InferenceSession(str(source), providers=["CPUExecutionProvider"]).get_inputs()]
+    activation_products = _activation_matmuls(source)
     pad_to = None if method == "minmax" else max(len(row) for row in calibration_ids)
     reader = type("Reader", (_Calibration, CalibrationDataReader), {})(calibration_ids, names, pad_to, pad_id)
     out.mkdir(parents=True, exist_ok=True)
@@ -108,6 +127,7 @@ def quantize_static_int8(
         reader,
         quant_format=QuantFormat.QDQ if fmt == "qdq" else QuantFormat.QOperator,
         op_types_to_quantize=["MatMul", "Gather"],  # Gather: the embedding tables, most of a small model
+        nodes_to_exclude=activation_products,
         per_channel=per_channel,
         reduce_range=target in REDUCED_RANGE_TARGETS,
         activation_type=QuantType.QUInt8,
@@ -117,7 +137,7 @@ def quantize_static_int8(
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
         }[method],
-        extra_options={**_options(), "MatMulConstBOnly": True},
+        extra_options={**_options(), "MatMulConstBOnly": True, **_float_outputs(fmt)},
     )
     log.info("static int8 (%s, %s calibration on %d reviews)", fmt, method, len(calibration_ids))
     return out / MODEL_FILE

@@ -19,6 +19,8 @@ from .config import ExportConfig, cpu_int8_target
 
 log = logging.getLogger(__name__)
 
+# The validation figures an export records for each variant; the last two only for numeric labels (star ratings).
+METRIC_KEYS = ("accuracy", "macro_f1", "roc_auc", "mean_absolute_error", "within_one_class")
 # Fixed probes for the fp32 parity check: short, long, punctuation, non-ASCII, HTML.
 PROBES = (
     "A wonderful film, beautifully acted and shot.",
@@ -111,9 +113,9 @@ def measure(
     if reference is not None:
         row["agreement"] = agreement(predicted_classes(probs), predicted_classes(probabilities(reference)))
         row["max_abs_logit_diff"] = float(np.abs(logits - reference).max())
-    if labels is not None:
-        metrics = classification_metrics(labels, probs)
-        row.update({k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc")})
+    if labels is not None:  # class indices in the order of the model's labels, as the logits are
+        metrics = classification_metrics(labels, probs, scorer.labels)
+        row.update({k: metrics[k] for k in METRIC_KEYS if k in metrics})
     return row
 
 
@@ -164,13 +166,13 @@ def served_metrics(row: dict, training: dict, labels: np.ndarray | None) -> dict
     total = training.get("data", {}).get("validation", {}).get("rows", "?")
     if labels is not None and "accuracy" in row:
         return {
-            **{k: row[k] for k in ("accuracy", "macro_f1", "roc_auc")},
+            **{k: row[k] for k in METRIC_KEYS if k in row},
             "count": len(labels),
             "measured_on": f"{row['variant']} ONNX, {len(labels)} of the {total} validation reviews",
         }
     metrics = training.get("metrics", {})
     return {
-        **{k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "count") if k in metrics},
+        **{k: metrics[k] for k in (*METRIC_KEYS, "count") if k in metrics},
         "measured_on": f"fp32 PyTorch at training time, {total} validation reviews; "
         f"the {row['variant']} ONNX variant was not measured (validation data not on the export machine)",
     }
@@ -198,6 +200,7 @@ def card_section(manifest: dict, rows: list[dict]) -> str:
 `model.onnx` ({manifest["quantization"] if manifest["quantization"] != "none" else "fp32"}, optimization
 {manifest["optimization"]}, opset {manifest["opset"]}), checked with ONNX Runtime {manifest["onnxruntime_version"]}:
 fp32 matches PyTorch within {manifest["export_check"]["fp32_vs_pytorch_max_abs_logit_diff"]:.1e} (max |Δlogit|).
+Its {len(manifest["labels"])} logits are, in order: {", ".join(f"`{name}`" for name in manifest["labels"])}.
 
 ```
 {format_table(rows)}

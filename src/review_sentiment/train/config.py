@@ -9,7 +9,7 @@ from typing import Literal
 
 from ..card import HUB_ID_OF_ALIAS
 from ..errors import UserError
-from ..text import TextSpec, Truncation
+from ..text import LABELS, TextSpec, Truncation
 
 # Options that may change between a run and its --resume without changing the result.
 RESUME_FREE = {"resume", "overwrite", "time_limit", "stop_after_steps", "device", "log_every"}
@@ -30,7 +30,21 @@ class TrainConfig:
         default="bert-base-uncased", metadata={"help": "Hub id or local folder; 'minilm' = bundled offline MiniLM-L6"}
     )
     text_column: str | None = field(default=None, metadata={"help": "text column (detected when omitted)"})
-    label_column: str | None = field(default=None, metadata={"help": "label column: 0/1, neg/pos or negative/positive"})
+    label_column: str | None = field(
+        default=None,
+        metadata={
+            "help": "label column (detected when omitted): two or more classes; 0/1, neg/pos, true/false and "
+            "negative/positive are the two classes negative, positive"
+        },
+    )
+    labels: str | None = field(
+        default=None,
+        metadata={
+            "help": "the label names in order, comma-separated (--labels negative,neutral,positive): fixes the "
+            "names, their order and the model's classes, and any other value in the label column is an error. "
+            "Without it they are found in the data: numbers keep numeric order (1,2,...,10), text is alphabetical"
+        },
+    )
     eval_file: str | None = field(default=None, metadata={"help": "validation data; default: a stratified hold-out"})
     val_fraction: float = field(default=0.1, metadata={"help": "share held out for validation (stratified, seeded)"})
     max_samples: int | None = field(default=None, metadata={"help": "use a stratified random subset of this many rows"})
@@ -117,8 +131,15 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        labels = LABELS  # until the data says otherwise: the run's manifest records the labels it found
+        if self.labels is not None:
+            from ..labels import parse_labels  # here: labels imports numpy, and --help must not
+
+            labels = parse_labels(self.labels)
+            # Written back as parsed, so `--labels "a, b"` and `--labels a,b` are the same option on --resume.
+            self.labels = ",".join(labels)
         try:
-            self.spec = TextSpec(self.max_length, self.truncation)
+            self.spec = TextSpec(self.max_length, self.truncation, labels)
         except ValueError as error:
             raise UserError(str(error)) from error
 

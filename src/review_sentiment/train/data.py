@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +17,7 @@ import pandas as pd
 from ..card import HUB_DATASET_OF_ALIAS
 from ..columns import TEXT_COLUMNS, detect_column
 from ..errors import UserError
+from ..labels import column_classes, parse_labels
 from ..text import LABELS, clean_text
 
 log = logging.getLogger(__name__)
@@ -25,8 +26,8 @@ log = logging.getLogger(__name__)
 HUB_PROBE_SECONDS = 2.0
 DATA_ADVICE = "pass a local CSV/TSV/Parquet/JSONL file or aclImdb folder instead (--dataset reviews.csv)"
 _OFFLINE_SWITCHES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")
-LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "target")
-_LABEL_WORDS = {"0": 0, "1": 1, "neg": 0, "pos": 1, "negative": 0, "positive": 1, "false": 0, "true": 1}
+# Star ratings come last: a file that also has a label column is labelled by it.
+LABEL_COLUMNS = ("label", "labels", "sentiment", "polarity", "class", "target", "rating", "stars")
 READERS = {
     ".csv": lambda p: pd.read_csv(p),
     ".tsv": lambda p: pd.read_csv(p, sep="\t"),
@@ -38,7 +39,7 @@ READERS = {
 
 @dataclass
 class Reviews:
-    """Cleaned texts with 0/1 labels, and what loading them found."""
+    """Cleaned texts with class indices into `names` (the label names, in order), and what loading them found."""
 
     texts: list[str]
     labels: np.ndarray
@@ -46,43 +47,45 @@ class Reviews:
     dropped_empty: int = 0
     dropped_duplicates: int = 0
     extra: dict = field(default_factory=dict)
+    names: tuple[str, ...] = LABELS
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def balance(self) -> dict[str, int]:
-        return {name: int((self.labels == i).sum()) for i, name in enumerate(LABELS)}
+        """Reviews per label name, every name listed (0 for a class with none), in label order."""
+        counts = np.bincount(self.labels, minlength=len(self.names))
+        return {name: int(counts[i]) for i, name in enumerate(self.names)}
 
     def subset(self, index: np.ndarray) -> Reviews:
         """Some of the rows; the dropped counts still describe the load they came from."""
         return Reviews(
-            [self.texts[i] for i in index], self.labels[index], self.source, self.dropped_empty, self.dropped_duplicates
+            [self.texts[i] for i in index],
+            self.labels[index],
+            self.source,
+            self.dropped_empty,
+            self.dropped_duplicates,
+            names=self.names,
         )
 
     def describe(self) -> dict:
         return {
             "source": self.source,
             "rows": len(self),
+            "labels": list(self.names),
             "balance": self.balance(),
             "dropped_empty": self.dropped_empty,
             "dropped_duplicates": self.dropped_duplicates,
         }
 
 
-def normalize_labels(values: pd.Series, column: str) -> np.ndarray:
-    """Map 0/1, pos/neg, positive/negative, true/false (any case) to 0/1; anything else is an error."""
-    as_text = values.map(lambda v: str(v).strip().lower().removesuffix(".0"))
-    mapped = as_text.map(_LABEL_WORDS)
-    unknown = sorted(set(as_text[mapped.isna()]))
-    classes = len(set(mapped.dropna())) + len(unknown)
-    if classes != 2:
-        found = sorted(set(as_text))
-        raise UserError(f"label column {column!r} must hold exactly two classes, found {classes}: {found[:10]}")
-    if unknown:
-        raise UserError(
-            f"label column {column!r} holds {sorted(set(as_text))[:10]}; expected 0/1, neg/pos or negative/positive"
-        )
-    return mapped.to_numpy(dtype=np.int64)
+def declared_labels(params: dict) -> tuple[str, ...] | None:
+    """A run's fixed label names: `--labels a,b,c` as typed, or the list a training manifest records; None
+    when the labels are to be found in the data (an option left out, or a manifest older than the option)."""
+    value = params.get("labels")
+    if not value:
+        return None
+    return parse_labels(value) if isinstance(value, str) else tuple(str(name) for name in value)
 
 
 def _read_acl_imdb(folder: Path) -> pd.DataFrame:
@@ -230,9 +233,19 @@ def read_hub(name: str, split: str) -> pd.DataFrame:
 
 
 def load_reviews(
-    source: str, split: str = "train", text_column: str | None = None, label_column: str | None = None
+    source: str,
+    split: str = "train",
+    text_column: str | None = None,
+    label_column: str | None = None,
+    labels: Sequence[str] | None = None,
+    origin: str = "given by --labels",
 ) -> Reviews:
-    """Load, clean and de-duplicate labelled reviews from a local path or a Hub dataset id."""
+    """Load, clean and de-duplicate labelled reviews from a local path or a Hub dataset id.
+
+    `labels` fixes the label names and their order (`--labels`, or the training run's for an eval file:
+    `origin` says which, for the error a value outside them gets); without it they are found in the data
+    (see `labels.column_classes`).
+    """
     path = Path(source)
     looks_local = path.exists() or path.suffix.lower() in READERS or source.startswith((".", "/"))
     frame = read_table(path) if looks_local else read_hub(source, split)
@@ -242,13 +255,22 @@ def load_reviews(
     label_col = detect_column(frame, LABEL_COLUMNS, "label", label_column)
     frame = frame[[text_col, label_col]].dropna(subset=[label_col])
     texts = frame[text_col].map(lambda t: clean_text(t) if isinstance(t, str) else "")
-    labels = normalize_labels(frame[label_col], label_col)
+    if label_col == text_col:
+        raise UserError(
+            f"{source}: {label_col!r} is the review text, not labels: name the label column with --label-column"
+        )
+    try:
+        names, classes = column_classes(frame[label_col], label_col, labels, origin)
+    except UserError as error:
+        raise UserError(f"{source}: {error}") from error
     keep_nonempty = (texts != "").to_numpy()
     dropped_empty = int((~keep_nonempty).sum())
-    texts, labels = texts[keep_nonempty], labels[keep_nonempty]
+    texts, classes = texts[keep_nonempty], classes[keep_nonempty]
     keep_first = (~texts.duplicated()).to_numpy()
     dropped_duplicates = int((~keep_first).sum())
-    reviews = Reviews(texts[keep_first].tolist(), labels[keep_first], source, dropped_empty, dropped_duplicates)
+    reviews = Reviews(
+        texts[keep_first].tolist(), classes[keep_first], source, dropped_empty, dropped_duplicates, names=names
+    )
     if not len(reviews):
         raise UserError(f"{source} holds no non-empty reviews")
     log.info(
@@ -268,7 +290,8 @@ def stratified_split(reviews: Reviews, fraction: float, seed: int) -> tuple[Revi
     """A seeded split holding out `fraction` of each class; the same seed gives the same split."""
     rng = np.random.default_rng(seed)
     held: list[np.ndarray] = []
-    for label in (0, 1):
+    # One generator drawn class after class, in label order: two classes draw exactly as they always did.
+    for label in range(len(reviews.names)):
         members = np.flatnonzero(reviews.labels == label)
         rng.shuffle(members)
         held.append(members[: max(1, round(len(members) * fraction))] if len(members) > 1 else members[:0])
@@ -291,12 +314,13 @@ def run_split(params: dict) -> tuple[Reviews, Reviews]:
     hyperparameters its manifest keeps).
 
     Training makes its split here and export and evaluate re-create it here, through this one
-    function, so they can never measure on training rows.
+    function, so they can never measure on training rows. An eval file is read with the training data's
+    label names: a class either side lacks is fine, a value the training labels do not name is an error.
     """
     text, label, seed = params.get("text_column"), params.get("label_column"), params["seed"]
-    reviews = load_reviews(params["dataset"], "train", text, label)
+    reviews = load_reviews(params["dataset"], "train", text, label, declared_labels(params))
     if params.get("eval_file"):
-        held_out = load_reviews(params["eval_file"], "test", text, label)
+        held_out = load_reviews(params["eval_file"], "test", text, label, reviews.names, "of the training data")
         return stratified_subset(_without(reviews, held_out), params.get("max_samples"), seed), held_out
     return training_split(reviews, params["val_fraction"], seed, params.get("max_samples"))
 
@@ -315,7 +339,11 @@ def _without(reviews: Reviews, held_out: Reviews) -> Reviews:
 def validation_split(params: dict) -> Reviews:
     """Only the validation reviews of a run (its eval file alone when it had one), as `run_split` makes them."""
     if params.get("eval_file"):
-        return load_reviews(params["eval_file"], "test", params.get("text_column"), params.get("label_column"))
+        # A manifest written before `labels` was recorded is of a two-class run.
+        names = declared_labels(params) if "labels" in params else LABELS
+        if names:
+            text, label = params.get("text_column"), params.get("label_column")
+            return load_reviews(params["eval_file"], "test", text, label, names, "of the trained model")
     return run_split(params)[1]
 
 
@@ -324,16 +352,3 @@ def stratified_subset(reviews: Reviews, max_samples: int | None, seed: int) -> R
     if max_samples and max_samples < len(reviews):
         reviews, _ = stratified_split(reviews, 1 - max_samples / len(reviews), seed)
     return reviews
-
-
-def oversample(reviews: Reviews, seed: int) -> Reviews:
-    """Repeat random minority-class rows until both classes are equally frequent."""
-    counts = np.bincount(reviews.labels, minlength=2)
-    minority = int(counts.argmin())
-    missing = int(counts.max() - counts.min())
-    if missing == 0:
-        return reviews
-    rng = np.random.default_rng(seed)
-    extra = rng.choice(np.flatnonzero(reviews.labels == minority), size=missing, replace=True)
-    index = np.concatenate([np.arange(len(reviews)), extra])
-    return reviews.subset(index)

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..manifest import DEFAULT_MODEL_DIR, MANIFEST, TRAINING_MANIFEST
+from ..manifest import DEFAULT_MODEL_DIR, MANIFEST, TRAINING_MANIFEST, folder_labels
 from ..scoring import probabilities
+from ..text import TextSpec
 from .config import EvaluateConfig
 from .data import Reviews, load_reviews, validation_split
 from .report import write_report
@@ -20,18 +21,21 @@ log = logging.getLogger(__name__)
 
 def evaluate(cfg: EvaluateConfig) -> dict:
     """Accuracy, per-class P/R/F1, ROC-AUC and confusion matrix of `cfg.model` on `cfg.dataset`
-    (by default on the model's own validation hold-out, re-created from its manifest)."""
+    (by default on the model's own validation hold-out, re-created from its manifest); the labels are the
+    model's, and a value in the data that names none of them is an error."""
     model_dir = Path(cfg.model)
-    reviews, name = _reviews(cfg, model_dir)
+    names = folder_labels(model_dir)
+    reviews, name = _reviews(cfg, model_dir, names)
     out_dir = Path(cfg.output) if cfg.output else _default_output(model_dir)
+    title = f"{model_dir.name} on {name}"
     if (model_dir / MANIFEST).exists():  # an exported folder: raw and calibrated, as served
         raw, temperature = _onnx_logits(cfg, model_dir, reviews)
         calibrated = probabilities(raw / temperature) if temperature != 1.0 else None
-        metrics = write_report(reviews.labels, probabilities(raw), out_dir, f"{model_dir.name} on {name}", calibrated)
+        metrics = write_report(reviews.labels, probabilities(raw), out_dir, title, calibrated, names)
         metrics["temperature"] = temperature
     else:
         probs = probabilities(_torch_logits(cfg, model_dir, reviews))
-        metrics = write_report(reviews.labels, probs, out_dir, f"{model_dir.name} on {name}")
+        metrics = write_report(reviews.labels, probs, out_dir, title, names=names)
     metrics["data"] = reviews.describe()
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log.info("wrote %s", out_dir)
@@ -43,17 +47,24 @@ def _default_output(model_dir: Path) -> Path:
     return Path("evaluation") if model_dir.resolve() == DEFAULT_MODEL_DIR.resolve() else model_dir / "evaluation"
 
 
-def _reviews(cfg: EvaluateConfig, model_dir: Path) -> tuple[Reviews, str]:
+def _reviews(cfg: EvaluateConfig, model_dir: Path, names: tuple[str, ...]) -> tuple[Reviews, str]:
     if cfg.dataset:
-        return load_reviews(cfg.dataset, cfg.split, cfg.text_column, cfg.label_column), Path(cfg.dataset).name
+        reviews = load_reviews(cfg.dataset, cfg.split, cfg.text_column, cfg.label_column, names, "of the model")
+        return reviews, Path(cfg.dataset).name
     manifest_path = next((p for p in (model_dir / MANIFEST, model_dir / TRAINING_MANIFEST) if p.exists()), None)
     params = json.loads(manifest_path.read_text()).get("hyperparameters") if manifest_path else None
     if not params or not params.get("dataset"):
         raise UserError(f"{model_dir} does not say where its validation reviews are: pass --dataset FILE")
     try:
-        return validation_split(params), "its validation hold-out"
+        reviews = validation_split(params)
     except UserError as error:
         raise UserError(f"the model's validation reviews could not be loaded ({error}): pass --dataset FILE") from error
+    if reviews.names != names:
+        raise UserError(
+            f"the model's validation reviews make the labels {list(reviews.names)}, but the model has "
+            f"{list(names)}: pass --dataset FILE"
+        )
+    return reviews, "its validation hold-out"
 
 
 def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> tuple[np.ndarray, float]:
@@ -66,7 +77,7 @@ def _onnx_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> tupl
 
 
 def _torch_logits(cfg: EvaluateConfig, model_dir: Path, reviews: Reviews) -> np.ndarray:
-    from ..text import ReviewEncoder, TextSpec
+    from ..text import ReviewEncoder
     from .modeling import load_model_dir, pick_device, predict_logits
 
     model, tokenizer, manifest = load_model_dir(model_dir)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +33,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MERGE_ATOL = 1e-4  # largest logit gap between merged/ and adapter/ that the merge check accepts
+# The validation figures the manifest carries (the last two only for numeric labels such as star ratings).
+MANIFEST_METRICS = (
+    "accuracy", "macro_f1", "roc_auc", "val_loss", "count", "warning", "mean_absolute_error", "within_one_class",
+)  # fmt: skip
 
 
 def finish(run: Run, state: TrainState) -> Path:
@@ -44,12 +49,13 @@ def finish(run: Run, state: TrainState) -> Path:
     logits = predict_logits(run.model, run.val_ids, run.encoder.pad_id, run.device, cfg.eval_batch_size)
     labels = run.val_set.labels
     after = probabilities(cross_fitted(logits, labels))  # the curve and figures a fitted temperature gives
-    metrics = write_report(labels, probabilities(logits), cfg.output, f"{cfg.base_model} + LoRA, validation", after)
+    title = f"{cfg.base_model} + LoRA, validation"
+    metrics = write_report(labels, probabilities(logits), cfg.output, title, after, run.labels)
     metrics["calibration"] = calibrate(logits, labels)
     if metrics["warning"]:
         log.warning("!!! %s", metrics["warning"])
     metrics["val_loss"] = cross_entropy(logits, run.val_set.labels)
-    plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png")
+    plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png", len(run.labels))
     merged, merge_gap = _merge_checked(run)
     merge_failure = _merge_failure(merge_gap)
     if merge_failure:
@@ -63,9 +69,11 @@ def finish(run: Run, state: TrainState) -> Path:
     # adapter/README.md replaces the boilerplate peft wrote, which names the base by this machine's path.
     for folder, kind in ((cfg.output, "run"), (cfg.output / "merged", "merged"), (cfg.output / "adapter", "adapter")):
         write_model_card(folder / "README.md", manifest, kind, training_card_metrics(manifest))
+    auc = "ROC-AUC" if len(run.labels) == 2 else "ROC-AUC macro one-vs-rest"
+    ordinal = f", MAE {metrics['mean_absolute_error']:.3f}" if "mean_absolute_error" in metrics else ""
     log.info(
-        "validation accuracy %.4f (macro F1 %.4f, ROC-AUC %.4f); %.1f reviews/s on %s; wrote %s",
-        metrics["accuracy"], metrics["macro_f1"], metrics["roc_auc"],
+        "validation accuracy %.4f (macro F1 %.4f, %s %.4f%s); %.1f reviews/s on %s; wrote %s",
+        metrics["accuracy"], metrics["macro_f1"], auc, metrics["roc_auc"], ordinal,
         metrics["training"]["reviews_per_second"], run.device, cfg.output,
     )  # fmt: skip
     if merge_failure:
@@ -130,13 +138,16 @@ def _manifest(run: Run, metrics: dict) -> dict:
         else f"stratified {cfg.val_fraction:.0%} hold-out, seed {cfg.seed}"
         + (f", from a stratified subset of {cfg.max_samples}" if cfg.max_samples else "")
     )
+    options = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE}
+    # The labels the model was built with, found or given: export and evaluate re-read the data with them.
+    options["labels"] = list(run.labels)
     return {
-        "text_spec": cfg.spec.to_dict(),
+        "text_spec": replace(cfg.spec, labels=run.labels).to_dict(),
         "base_model": cfg.base_model,
         "data": {"train": run.train_set.describe(), "validation": run.val_set.describe(), "split": split},
-        "metrics": {k: metrics[k] for k in ("accuracy", "macro_f1", "roc_auc", "val_loss", "count", "warning")},
+        "metrics": {k: metrics[k] for k in MANIFEST_METRICS if k in metrics},
         "training": metrics["training"],
-        "hyperparameters": {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE},
+        "hyperparameters": options,
         "package_version": __version__,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }

@@ -59,7 +59,11 @@ def train(cfg: TrainConfig) -> Path:
             "ready in %.1f s: %d training and %d validation reviews tokenized; %d optimizer steps in all",
             time.monotonic() - started, len(run.train_ids), len(run.val_ids), run.total_steps,
         )  # fmt: skip
-        state = resume(run) if cfg.resume else TrainState(amp_dtype=dtype_name(run.amp_dtype), config=cfg.to_dict())
+        state = (
+            resume(run)
+            if cfg.resume
+            else TrainState(amp_dtype=dtype_name(run.amp_dtype), config=cfg.to_dict(), labels=list(run.labels))
+        )
         with (cfg.output / "history.jsonl").open("a") as history:
             _loop(run, state, history)
         if state.stop_reason == "completed":

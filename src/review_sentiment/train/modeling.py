@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from ..errors import UserError
 from ..manifest import TRAINING_MANIFEST as MANIFEST
+from ..manifest import folder_labels
 from ..text import LABELS, pad_batch
 from .data import hub_access
 
@@ -81,16 +82,16 @@ def load_tokenizer(name: str):
         raise _load_error(name, error) from error
 
 
-def load_classifier(name: str) -> PreTrainedModel:
-    """A two-label sequence classifier from a base checkpoint, labels named negative/positive."""
+def load_classifier(name: str, labels: Sequence[str] = LABELS) -> PreTrainedModel:
+    """A sequence classifier from a base checkpoint with one output per label, named in `labels`' order."""
     source, cache_only = base_model_source(name)
     log.info("loading the weights of %s", name)
     try:
         return AutoModelForSequenceClassification.from_pretrained(
             source,
-            num_labels=2,
-            id2label=dict(enumerate(LABELS)),
-            label2id={label: i for i, label in enumerate(LABELS)},
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            label2id={label: i for i, label in enumerate(labels)},
             local_files_only=cache_only,
         )
     except (OSError, ValueError) as error:
@@ -124,9 +125,10 @@ def is_merged_dir(path: Path) -> bool:
 
 
 def load_adapter(adapter_dir: Path) -> PeftModel:
-    """The base model named in the adapter's config with the adapter applied, in eval mode."""
+    """The base model named in the adapter's config with the adapter applied, in eval mode; its classes are
+    those its training manifest names (an adapter without one is of two classes, as every older run was)."""
     config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    base = load_classifier(config["base_model_name_or_path"])
+    base = load_classifier(config["base_model_name_or_path"], folder_labels(adapter_dir))
     return PeftModel.from_pretrained(base, adapter_dir).eval()
 
 
@@ -205,7 +207,7 @@ def predict_logits(
     """Logits for pre-tokenized reviews in input order, batched longest first."""
     model.eval()
     order = np.argsort([-len(s) for s in ids], kind="stable")
-    logits = np.zeros((len(ids), 2), dtype=np.float32)
+    logits = np.zeros((len(ids), model.config.num_labels), dtype=np.float32)
     for start in range(0, len(ids), batch_size):
         index = order[start : start + batch_size]
         with autocast():

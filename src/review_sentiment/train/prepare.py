@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ..errors import UserError
-from ..text import ReviewEncoder
+from ..text import LABELS, ReviewEncoder
+from .balance import class_weights, imbalance, oversample
 from .checkpoint import load_checkpoint, recover_checkpoint
 from .config import RESUME_FREE, TrainConfig
-from .data import Reviews, oversample, run_split
+from .data import Reviews, run_split
 from .modeling import add_lora, load_classifier, load_tokenizer, pick_device
 from .state import Run, TrainState, dtype_name
 
@@ -75,7 +75,9 @@ def resume(run: Run) -> TrainState:
     saved, run.best = load_checkpoint(
         cfg.output / "checkpoint", run.model, run.optimizer, run.scheduler, run.scaler, run.device
     )
-    state = TrainState(**{**saved, "config": cfg.to_dict(), "amp_dtype": dtype_name(run.amp_dtype)})
+    state = TrainState(
+        **{**saved, "config": cfg.to_dict(), "amp_dtype": dtype_name(run.amp_dtype), "labels": list(run.labels)}
+    )
     history_path = cfg.output / "history.jsonl"
     kept = [line for line in history_path.read_text().splitlines() if json.loads(line)["step"] <= state.step]
     history_path.write_text("".join(line + "\n" for line in kept))
@@ -85,16 +87,37 @@ def resume(run: Run) -> TrainState:
 
 def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
     train_set, val_set = run_split(cfg.to_dict())
-    balance = train_set.balance()
-    minority = min(balance.values()) / max(sum(balance.values()), 1)
-    log.info("train %d reviews %s, validation %d reviews %s", len(train_set), balance, len(val_set), val_set.balance())
-    if minority < 0.4 and cfg.class_weights == "none" and not cfg.oversample:
-        log.warning(
-            "classes are imbalanced (%.0f%% minority); consider --class-weights auto or --oversample", 100 * minority
-        )
+    log.info(
+        "%d classes %s; train %d reviews %s, validation %d reviews %s",
+        len(train_set.names), list(train_set.names), len(train_set), train_set.balance(), len(val_set),
+        val_set.balance(),
+    )  # fmt: skip
+    skewed = imbalance(train_set)
+    if skewed and cfg.class_weights == "none" and not cfg.oversample:
+        log.warning("classes are imbalanced: %s; consider --class-weights auto or --oversample", skewed)
+    elif skewed:
+        log.info("classes are imbalanced: %s; evened out by %s", skewed, _remedy(cfg))
+    missing = [name for name, count in train_set.balance().items() if count == 0]
+    if missing:
+        log.warning("no training review is labelled %s: the model cannot learn to predict it", missing)
     if cfg.oversample:
         train_set = oversample(train_set, cfg.seed)
     return train_set, val_set
+
+
+def _remedy(cfg: TrainConfig) -> str:
+    remedies = ["--oversample"] * cfg.oversample + ["--class-weights auto"] * (cfg.class_weights == "auto")
+    return " and ".join(remedies)
+
+
+def _check_resumed_labels(cfg: TrainConfig, labels: tuple[str, ...]) -> None:
+    """Refuse a --resume whose data now makes other classes than the checkpoint's model was built for."""
+    saved = json.loads((cfg.output / "checkpoint" / "state.json").read_text()).get("labels", list(LABELS))
+    if list(labels) != saved:
+        raise UserError(
+            f"--resume needs the labels of the first run: the checkpoint's model has {saved}, the data now makes "
+            f"{list(labels)}; resume with the data (and --label-column) of the first run, or start a new run"
+        )
 
 
 def autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -214,9 +237,11 @@ def setup(cfg: TrainConfig) -> Run:
     device = pick_device(cfg.device)
     amp_dtype = _resumed_dtype(cfg, device) if cfg.resume else autocast_dtype(device, cfg.precision)
     train_set, val_set = _load_data(cfg)
+    if cfg.resume:
+        _check_resumed_labels(cfg, train_set.names)
     tokenizer = load_tokenizer(cfg.base_model)
     encoder = ReviewEncoder(tokenizer.backend_tokenizer, cfg.spec)
-    base = load_classifier(cfg.base_model)
+    base = load_classifier(cfg.base_model, train_set.names)
     limit = getattr(base.config, "max_position_embeddings", None)
     if limit and cfg.max_length > limit:
         raise UserError(f"--max-length {cfg.max_length} is more than {cfg.base_model} can read ({limit} positions)")
@@ -249,6 +274,6 @@ def _optimizer(cfg: TrainConfig, model: torch.nn.Module, total_steps: int):
 def _loss(cfg: TrainConfig, train_set: Reviews, device: torch.device) -> torch.nn.Module:
     weights = None
     if cfg.class_weights == "auto":
-        counts = np.bincount(train_set.labels, minlength=2)
-        weights = torch.tensor(len(train_set) / (2 * np.maximum(counts, 1)), dtype=torch.float32, device=device)
+        weights = torch.tensor(class_weights(train_set), dtype=torch.float32, device=device)
+        log.info("class weights %s", dict(zip(train_set.names, weights.tolist(), strict=True)))
     return torch.nn.CrossEntropyLoss(weight=weights)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from ..text import ReviewEncoder
+from ..text import LABELS, ReviewEncoder
 from .checkpoint import save_checkpoint
 from .config import TrainConfig
 from .data import Reviews
@@ -29,6 +29,8 @@ class TrainState:
     # 'auto' can resolve differently on another device and the run would then change precision midway.
     amp_dtype: str = "float32"
     config: dict = field(default_factory=dict)
+    # The classes the model was built for; a checkpoint written before they were recorded is of two classes.
+    labels: list[str] = field(default_factory=lambda: list(LABELS))
 
 
 def dtype_name(dtype: torch.dtype | None) -> str:
@@ -56,6 +58,11 @@ class Run:
     loss_fn: torch.nn.Module
     total_steps: int
     best: dict | None = None  # trainable weights at the best evaluation so far
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The run's label names in class order (the training data's, which the validation reviews share)."""
+        return self.train_set.names
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp_dtype is not None)
