@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from review_sentiment.export.verify import validation_sample
+from review_sentiment.manifest import read_manifest
 from review_sentiment.metrics import agreement, label_accuracy
 from review_sentiment.scorer import Scorer
 from review_sentiment.text import LABELS
@@ -89,6 +90,14 @@ def run_runners(args: argparse.Namespace, texts: list[str], max_length: int) -> 
     return results
 
 
+def served_length(args: argparse.Namespace) -> int:
+    """The tokens every runner reads per review: what our exports read (both the same), so the peers read it too."""
+    lengths = {read_manifest(folder)["text_spec"]["max_length"] for folder in (args.fp32, args.int8)}
+    if len(lengths) != 1:
+        raise SystemExit(f"--fp32 and --int8 read different lengths {sorted(lengths)}: export them alike")
+    return lengths.pop()
+
+
 def padded_lengths(fp32: Path, texts: list[str]) -> list[int]:
     """Each review's padded length as our runtime batches them: longest first, 32 a batch, padded to the first."""
     ours = Scorer.load(fp32, provider="cpu")
@@ -133,7 +142,7 @@ def main() -> None:
     args = parse_args()
     training = json.loads((args.merged / "training_manifest.json").read_text())
     texts, gold = validation_sample(training, args.samples)
-    results = run_runners(args, texts, training["text_spec"]["max_length"])
+    results = run_runners(args, texts, served_length(args))
     flops = model_flops(json.loads((args.merged / "config.json").read_text()), padded_lengths(args.fp32, texts))
     peak = matmul_gflops()
     report = {
@@ -141,6 +150,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d"),
         "samples": len(texts),
         "split": training["data"]["split"],
+        "max_length": served_length(args),
         "matmul_fp32_gflops": round(peak, 1),
         "results": result_rows(results, flops, gold),
     }

@@ -86,7 +86,7 @@ def accuracy_section(manifest: dict) -> list[str]:
 def scoring_section(scoring: dict) -> list[str]:
     lines = [
         f"## Scoring throughput vs peers (`benchmarks/bench_scoring.py`, {scoring['date']})",
-        f"{scoring['samples']} validation reviews, one run, batch 32, max length 256. The peers truncate the head only "
+        f"{scoring['samples']} validation reviews, one run, batch 32, max length {scoring.get('max_length', 256)} for every runner. The peers truncate the head only "
         "(what a transformers pipeline does); ours reads head+tail as in training, so label agreement below 100% is by design "
         "and accuracy is the fair comparison.",
         "",
