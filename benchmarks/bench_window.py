@@ -51,7 +51,7 @@ def main() -> None:
         params["dataset"] = args.dataset
     reviews = validation_split(params)
     texts = [clean_text(t) for t in reviews.texts]
-    trained = scorer.encoder.spec.max_length
+    trained = params["max_length"]  # what training read; the export may read more (export --max-length)
     rows = [measure(scorer, texts, reviews.labels, length) for length in args.lengths]
     for row in rows:
         print(row, flush=True)
