@@ -171,7 +171,8 @@ def ratings_section(ratings: dict) -> list[str]:
     """bench_ratings: the IMDB star rating learned as 8 classes and as 4 buckets on a fixed CPU budget."""
     lines = [
         f"## Star ratings (`benchmarks/bench_ratings.py`, {ratings['date']})",
-        f"LoRA on the bundled MiniLM, {ratings['minutes']:g} minutes of training each on {ratings['machine']} "
+        f"LoRA on the bundled MiniLM, the same budget for each: {ratings['training_reviews']:,} training reviews "
+        f"({ratings['minutes']:g} minutes at the measured uncontended speed) on {ratings['machine']} "
         "(bf16, head+tail 256 tokens), the trainer's seeded stratified 10% hold-out of the IMDB train split's "
         '`rating` column. MAE is in rating points for 8 classes and in buckets for 4; "within one" is the share '
         "predicted the true class or a neighbour.",
