@@ -167,10 +167,51 @@ def window_section(window: dict) -> list[str]:
     return lines + [f"| {r['max_length']} | {r['accuracy']:.2%} | {r['reviews_per_s']} |" for r in window["results"]]
 
 
+def ray_section(ray: dict) -> list[str]:
+    """bench_ray: --engine ray on simulated clusters of 1-CPU nodes against the local engine, and a node lost."""
+    local, fault = ray["local"], ray["fault"]
+    lines = [
+        f"## Ray engine on a simulated cluster (`benchmarks/bench_ray.py`, {ray['date']})",
+        f"{ray['rows']:,} IMDB train reviews (a seeded sample) in {ray['files']} CSV files, the bundled model, Ray "
+        f"{ray['ray']}, on {ray['machine']}. Each node is a raylet with 1 CPU (`ray.cluster_utils.Cluster`), all on "
+        "this one machine: the nodes share its cores, so the table measures the engine's overhead (joining, "
+        "starting one actor per node, sending the model) and how evenly rows spread, not a speed-up. Seconds are "
+        "the whole `score-csv` call, joining the cluster included.",
+        "",
+        "| engine | reviews/s | seconds | rows per node | rows once, in order | labels equal to local |",
+        "| --- | --- | --- | --- | --- | --- |",
+        f"| local (2 threads) | {local['reviews_per_s']} | {local['seconds']} | | yes | |",
+    ]
+    for run in ray["clusters"]:
+        lines.append(
+            f"| ray, {run['nodes']} nodes × 1 CPU | {run['reviews_per_s']} | {run['seconds']} | "
+            f"{', '.join(f'{n:,}' for n in run['rows_per_node'])} | {'yes' if run['in_order_once'] else 'NO'} | "
+            f"{run['labels_equal_local']:,} of {run['rows']:,} (scores within {run['max_score_difference']:.0e}) |"
+        )
+    removed = "removed" if fault["worker_removed_mid_run"] else "NOT removed (the run ended first)"
+    return [
+        *lines,
+        "",
+        f"Node lost: on 2 nodes, the worker node {removed} after the driver had written two shards: the run "
+        f"finished with {fault['rows']:,} rows, once each and in order: {'yes' if fault['in_order_once'] else 'NO'}; "
+        f"labels equal to the local engine's: {fault['labels_equal_local']:,} of {fault['rows']:,}.",
+    ]
+
+
 def ratings_section(ratings: dict) -> list[str]:
     """bench_ratings: the IMDB star rating learned as 8 classes and as 4 buckets on a fixed CPU budget."""
-    lines = [
+    return [
         f"## Star ratings (`benchmarks/bench_ratings.py`, {ratings['date']})",
+        *_ratings_text(ratings),
+        "",
+        "Commands:",
+        "",
+        *(f"    {r['command']}" for r in ratings["results"]),
+    ]
+
+
+def _ratings_text(ratings: dict) -> list[str]:
+    lines = [
         f"LoRA on the bundled MiniLM, the same budget for each: {ratings['training_reviews']:,} training reviews "
         f"({ratings['minutes']:g} minutes at the measured uncontended speed) on {ratings['machine']} "
         "(bf16, head+tail 256 tokens), the trainer's seeded stratified 10% hold-out of the IMDB train split's "
@@ -186,7 +227,22 @@ def ratings_section(ratings: dict) -> list[str]:
             f"{r['majority_share']:.2%} | {r['macro_f1']:.3f} | {r['mean_absolute_error']:.2f} | "
             f"{r['within_one_class']:.2%} | {r['epochs_completed']:.2f} |"
         )
-    return [*lines, "", "Commands:", "", *(f"    {r['command']}" for r in ratings["results"])]
+    return lines
+
+
+def ratings_block(ratings: dict, kept: list[str]) -> str:
+    """README's "Star ratings" block: the table (measured on ratings['date']) and how to reproduce it."""
+    if ratings is None:
+        return "\n".join(kept)
+    return "\n".join(
+        [
+            f"Measured on {ratings['date']} by `python benchmarks/bench_ratings.py --dataset "
+            f"../shared/data/imdb_train.parquet --minutes {ratings['minutes']:g}` (commands of each run in "
+            "[BENCHMARKS.md](BENCHMARKS.md)):",
+            "",
+            *_ratings_text(ratings),
+        ]
+    )
 
 
 def memory_section(memory: dict) -> list[str]:
@@ -363,6 +419,7 @@ def benchmarks_markdown() -> str:
         section("## int8 variants", "int8.json", int8_section),
         section("## Reading window", "window.json", window_section),
         section("## Star ratings", "ratings.json", ratings_section),
+        section("## Ray engine on a simulated cluster", "ray.json", ray_section),
         section(
             "## Confidence of the default model",
             "evaluate_default.json",
@@ -501,7 +558,13 @@ def main() -> None:
     manifest = json.loads((DEFAULT_MODEL_DIR / "manifest.json").read_text())
     Path("BENCHMARKS.md").write_text(benchmarks_markdown())
     print(Path("BENCHMARKS.md").read_text())
-    replace_readme_blocks({"model": model_block(manifest), "numbers": numbers_block(readme_block("numbers"))})
+    replace_readme_blocks(
+        {
+            "model": model_block(manifest),
+            "numbers": numbers_block(readme_block("numbers")),
+            "ratings": ratings_block(load_optional("ratings.json"), readme_block("ratings")),
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -172,6 +172,21 @@ def test_parquet_round_trip_keeps_types(scorer, tmp_path_factory, table, nulls, 
     check_output(out.to_pandas(), columns, rows, scorer)
 
 
+@pytest.mark.parametrize("index_name", [None, "row"])
+def test_parquet_written_by_pandas_keeps_its_index_as_a_column(scorer, tmp_path, index_name):
+    """A sampled frame saved with pandas' to_parquet stores its index as a column (`__index_level_0__`, or
+    the index's name) that pandas' metadata turns back into an index: every row and that column come out."""
+    frame = pd.DataFrame({"review": [f"{POSITIVE[0]} {i}" for i in range(30)] + [NEGATIVE[0]] * 10, "id": range(40)})
+    frame = frame.sample(frac=1, random_state=3).rename_axis(index_name)
+    frame.to_parquet(tmp_path / "sample.parquet")
+    score_file(BatchConfig(input=str(tmp_path / "sample.parquet"), chunk_rows=7), scorer)
+    out = pd.read_parquet(tmp_path / "sample.scored.parquet")
+    stored = index_name or "__index_level_0__"
+    assert list(out.columns[:3]) == ["review", "id", stored]
+    assert out[stored].tolist() == frame.index.tolist() and out["id"].tolist() == frame["id"].tolist()
+    assert out["label"].tolist() == [scorer.predict(text).label for text in frame["review"]]
+
+
 class Interrupt(Exception):
     pass
 

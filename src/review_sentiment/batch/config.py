@@ -77,9 +77,12 @@ class BatchConfig:
         default="local",
         metadata={
             "help": (
-                "ray: distributed with Ray Data over files, folders, globs or URIs (needs the [ray] extra and a "
-                "cluster of 2+ CPUs); writes a folder of Parquet shards beside the input (not inside it), with a "
-                "source_file column for folder and glob inputs"
+                "ray: distributed with Ray Data over files, folders, globs or URIs (the [ray] extra on every node). "
+                "Joins the cluster in RAY_ADDRESS (RAY_AUTH_TOKEN if it asks for a token), else one started here "
+                "with `ray start`, else starts one; one scoring actor per CPU of each node, the model sent to "
+                "them by Ray; the input must be a URI or on storage every node mounts. Writes Parquet shards "
+                "(part-00000.parquet, … in row order) beside the input, never inside it, or one file when --output "
+                "names one; folder and glob inputs get a source_file column"
             )
         },
     )

@@ -1,18 +1,21 @@
 """`score-csv --engine ray`: the batch scorer's per-chunk code on Ray Data, over files, folders, globs or URIs.
 
-Each actor holds one ONNX Runtime session and runs `score_frame` on pandas batches; the output is a
-folder of Parquet shards, or one file when --output names a file (.csv, .parquet, …). Rows of each
-input file keep their order; Ray may read the files themselves in another order. Install with the `[ray]` extra.
+The nodes read the input (a local path must be on storage every node mounts at the same path; else use a
+URI) and score it, each actor one ONNX Runtime session running `score_frame` on the batches. The
+driver receives the scored rows in input order and writes them: a folder of Parquet shards named in row
+order, or one file when --output names a file (.csv, .parquet, …). Install with the `[ray]` extra.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import glob
 import logging
+import os
 import shutil
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..columns import TEXT_COLUMNS, detect_column
@@ -23,22 +26,40 @@ from ..scoring import Summary, result_names, score_frame
 from .config import BatchConfig
 from .formats import FORMATS, OUTPUT_FORMATS, format_of
 from .parts import Parts, output_lock
-from .writers import output_schema
+from .ray_cluster import PoolPlan, connect, import_ray, materialize, model_files, plan_pool
+from .tables import arrow_to_frame
+from .writers import output_schema, to_arrow
 
 log = logging.getLogger(__name__)
 RAY_PATH = "path"  # the column Ray's readers add with include_paths=True
+NODE = "__review_sentiment_node__"  # the node that scored a row: counted by the driver, never written
+BLOCKS_PER_ACTOR = 4  # input blocks per scoring actor, so that every actor gets work and none waits long at the end
+CALL_BATCHES = 8  # model batches per call of an actor
+
+
+@dataclass
+class RaySummary(Summary):
+    """A Ray run's summary, with the rows each node scored."""
+
+    rows_per_node: dict[str, int] = field(default_factory=dict)
+
+    def text(self) -> str:
+        spread = ", ".join(f"{node[:8]} {rows:,}" for node, rows in sorted(self.rows_per_node.items()))
+        nodes = len(self.rows_per_node)
+        return super().text() + (f"; scored on {nodes} node{'s' if nodes != 1 else ''} ({spread})" if spread else "")
 
 
 class ScoringActor:
-    """One session per actor, built once; called with pandas batches.
+    """One session per actor, built once; called with Arrow batches.
 
+    `model` holds one object ref to `model_files()`'s (key, files), written to this node's cache once.
     `source` is (column name, input folder as Ray spells paths) for folder and glob inputs: Ray's `path`
     column is then replaced by that column, each row's input file relative to the input folder.
     """
 
     def __init__(
         self,
-        model: str,
+        model: list,
         provider: str,
         threads: int | None,
         text_column: str,
@@ -46,23 +67,33 @@ class ScoringActor:
         min_confidence=None,
         source: tuple[str, str] | None = None,
     ) -> None:
-        self.scorer = Scorer.load(model, provider, threads, max_batch=batch_size)
+        import ray
+
+        folder = materialize(*ray.get(model[0]))
+        self.scorer = Scorer.load(folder, provider, threads, max_batch=batch_size)
         self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
         self.source = source
+        self.node = ray.get_runtime_context().get_node_id()
 
-    def __call__(self, batch):
-        """Score one pandas batch; rows keep their order."""
-        if self.source is None:
-            return score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
-        name, base = self.source
-        paths = batch.pop(RAY_PATH)
+    def __call__(self, table):
+        """Score one Arrow batch (read as the local engine reads it); rows keep their order."""
+        batch = arrow_to_frame(table)
+        paths = batch.pop(RAY_PATH) if self.source is not None else None
         scored = score_frame(self.scorer, batch, self.text_column, self.batch_size, self.min_confidence)
-        scored[name] = [p[len(base) + 1 :] if p.startswith(base + "/") else p for p in paths]
+        if self.source is not None:
+            name, base = self.source
+            scored[name] = [p[len(base) + 1 :] if p.startswith(base + "/") else p for p in paths]
+        scored[NODE] = self.node
         return scored
 
 
 def expand_paths(source: str) -> list[str]:
-    """A file, folder or URI as it is; a glob expanded, locally or on any pyarrow filesystem."""
+    """A file, folder or URI; a glob expanded, locally or on any pyarrow filesystem. Local paths come back
+    absolute: the nodes that read them do not share the driver's working folder."""
+    if "://" not in source:
+        source = os.path.abspath(source)
+        if Path(source).is_dir():  # listed here, so that files come out in the order of their names
+            return _folder_files(Path(source)) or [source]
     if not any(ch in source for ch in "*?["):
         return [source]
     if "://" not in source:
@@ -81,26 +112,13 @@ def expand_paths(source: str) -> list[str]:
     return found
 
 
-def _plan(resources: dict, provider: str) -> dict:
-    """Actor pool from the cluster's resources.
-
-    Actors hold their CPU for the whole run and Ray Data's read tasks need one CPU each: if the actors
-    take every CPU the files are never read and the run hangs silently. So CPU actors take at most half
-    the CPUs, GPU actors (one GPU and one CPU each) leave one CPU free, and a cluster with fewer than
-    2 CPUs is refused.
-    """
-    cpus, gpus = resources.get("CPU", 0.0), resources.get("GPU", 0.0)
-    if cpus < 2:
-        raise UserError(
-            f"the Ray cluster has {cpus:g} CPU(s); --engine ray needs at least 2 (one to read the files, one per "
-            "scoring actor) or it would hang: start Ray with more CPUs, or use --engine local"
-        )
-    if provider in ("cuda", "tensorrt") or (provider == "auto" and gpus >= 1):
-        if gpus < 1:
-            raise UserError(f"--provider {provider} with --engine ray needs GPUs in the Ray cluster; it has none")
-        return {"actors": min(int(gpus), int(cpus) - 1), "num_gpus": 1, "num_cpus": 1, "threads": None}
-    actors = int(cpus // 2)
-    return {"actors": actors, "num_gpus": 0, "num_cpus": 1, "threads": max(1, int(cpus // (2 * actors)))}
+def _folder_files(folder: Path) -> list[str]:
+    """The files of a folder and its subfolders, by name, leaving out hidden and `_` files as Ray's readers do."""
+    return sorted(
+        str(p)
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith((".", "_")) for part in p.relative_to(folder).parts)
+    )
 
 
 def input_format(paths: list[str], given: str | None) -> str:
@@ -108,9 +126,7 @@ def input_format(paths: list[str], given: str | None) -> str:
     if given:
         return given
     names = paths
-    if len(paths) == 1 and "://" not in paths[0] and Path(paths[0]).is_dir():
-        names = [str(p) for p in Path(paths[0]).rglob("*") if p.is_file() and not p.name.startswith((".", "_"))]
-    elif len(paths) == 1 and "://" in paths[0] and not Path(paths[0]).suffix:
+    if len(paths) == 1 and "://" in paths[0] and not Path(paths[0]).suffix:
         from pyarrow import fs
 
         filesystem, base = fs.FileSystem.from_uri(paths[0])
@@ -146,11 +162,8 @@ def _exists(output: str) -> bool:
 
 
 def score_with_ray(cfg: BatchConfig) -> Summary:
-    """Score with Ray Data into a folder of Parquet shards, or, for an output file name, into that one file."""
-    try:
-        import ray
-    except ImportError as error:
-        raise UserError("--engine ray needs Ray: pip install 'review-sentiment[ray]'") from error
+    """Score on a Ray cluster into a folder of Parquet shards, or, for an output file name, into that one file."""
+    ray = import_ray()
     paths = expand_paths(cfg.input)
     fmt = input_format(paths, cfg.input_format)
     readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "jsonl": ray.data.read_json}
@@ -158,20 +171,36 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
         raise UserError(f"--engine ray reads Parquet, CSV or JSON Lines, not {fmt!r}")
     folder = input_folder(cfg.input)
     output, single_file = _output(cfg, folder)
-    if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-    plan = _plan(ray.cluster_resources(), cfg.provider)  # before any read: a starved cluster would hang
-    ray.data.DataContext.get_current().execution_options.preserve_order = True
-    model = str(resolve_model_folder(cfg.model))
+    model = resolve_model_folder(cfg.model)  # on the driver: a Hub model is downloaded once, here
+    address = connect()
+    plan = plan_pool(ray.nodes(), cfg.provider)
+    log.info("ray: %s, %d node(s), %d scoring actor(s) to start", address, plan.nodes, plan.actors)
     try:
-        dataset = readers[fmt](paths, include_paths=folder is not None)
+        # Reads take no CPU of their own (see PoolPlan); enough blocks that every actor gets work.
+        dataset = readers[fmt](
+            paths,
+            include_paths=folder is not None,
+            num_cpus=0,
+            override_num_blocks=max(len(paths), BLOCKS_PER_ACTOR * plan.actors),
+        )
         return _score(cfg, dataset, model, output, single_file, plan, folder)
     except ray.exceptions.RayError as error:
-        cause = str(error).strip().splitlines()[-1][:300]
-        raise UserError(
-            f"Ray could not read or score {cfg.input}: {cause}. Ray's readers are stricter than the local engine's "
-            "(duplicate column names and short CSV rows fail there): try --engine local"
-        ) from error
+        raise UserError(_ray_failure(cfg.input, error)) from None
+
+
+def _ray_failure(source: str, error: Exception) -> str:
+    """One line for a failed Ray run: the cause Ray reports last, and what to try."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    cause = (lines[-1] if lines else type(error).__name__)[:300]
+    if "://" not in source and ("FileNotFoundError" in cause or "No such file" in cause):
+        return (
+            f"a Ray node could not read {source}: {cause}. Every node reads the input itself: a local path must be "
+            "on storage that every node mounts at the same path, else give a URI (s3://, gs://, …)"
+        )
+    return (
+        f"Ray could not read or score {source}: {cause}. Ray's readers are stricter than the local engine's "
+        "(duplicate column names and short CSV rows fail there): try --engine local"
+    )
 
 
 def _output(cfg: BatchConfig, folder: str | None) -> tuple[str, bool]:
@@ -216,7 +245,7 @@ def _ray_base(folder: str) -> str:
 
 
 def _score(
-    cfg: BatchConfig, dataset, model: str, output: str, single_file: bool, plan: dict, folder: str | None
+    cfg: BatchConfig, dataset, model: Path, output: str, single_file: bool, plan: PoolPlan, folder: str | None
 ) -> Summary:
     import pandas as pd
     import ray
@@ -226,48 +255,64 @@ def _score(
         raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
     sample = pd.DataFrame(dataset.take(200), columns=dataset.schema().names)[columns]
     text_column = detect_column(sample, TEXT_COLUMNS, "text", cfg.text_column)
-    labels = folder_labels(Path(model))  # where the actors' Scorer reads them
+    labels = folder_labels(model)
     names = result_names(columns, labels)
     source = None if folder is None else (source_name(columns + list(names.values())), _ray_base(folder))
-    log.info("ray: %d actor(s), %s CPU and %s GPU each", plan["actors"], plan["num_cpus"], plan["num_gpus"])
     started = time.monotonic()
     scored = dataset.map_batches(
         ScoringActor,
         fn_constructor_kwargs={
-            "model": model,
+            "model": [ray.put(model_files(model))],  # in a list: the actor fetches it, Ray does not inline it
             "provider": cfg.provider,
-            "threads": cfg.threads or plan["threads"],
+            "threads": cfg.threads or plan.threads,
             "text_column": text_column,
             "batch_size": cfg.batch_size,
             "min_confidence": cfg.min_confidence,
             "source": source,
         },
-        batch_size=cfg.chunk_rows,
-        batch_format="pandas",
-        compute=ray.data.ActorPoolStrategy(size=plan["actors"]),  # `concurrency=` is deprecated since Ray 2.51
-        num_cpus=plan["num_cpus"],
-        num_gpus=plan["num_gpus"],
+        # Small calls, so that a small input still spreads over every actor; the shards are chunk_rows each.
+        batch_size=min(cfg.chunk_rows, CALL_BATCHES * cfg.batch_size),
+        batch_format="pyarrow",
+        # Every slot the cluster has now, from the start; more if nodes join (bounded by what the cluster has).
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None, initial_size=plan.actors),
+        num_cpus=plan.num_cpus,
+        num_gpus=plan.num_gpus,
     )
-    summary = Summary(
+    summary = RaySummary(
         provider=f"ray ({cfg.provider})",
-        model=model,
+        model=str(model),
         output=output,
         min_confidence=cfg.min_confidence,
         label_column=cfg.label_column,
         classes=labels,
     )
-
-    def tally(frame) -> dict:
-        return Summary.counts(frame, names, frame[cfg.label_column] if cfg.label_column else None, labels)
-
+    schema = _file_schema(dataset, columns, names, source)
+    frames = _scored_frames(scored, cfg.chunk_rows, summary, names, cfg.label_column, labels)
     if single_file:  # replaced atomically at the end, under the output's lock
-        schema = _file_schema(dataset, columns, names, source)
-        _collect_into_file(scored, Path(output), schema, cfg.raw, summary, tally)
+        _collect_into_file(frames, Path(output), schema, cfg.raw, summary)
     else:
-        _write_folder(scored, output, names, cfg, summary, tally)
+        _collect_into_folder(frames, output, schema)
     summary.seconds = time.monotonic() - started
     summary.scored_now = summary.scored
     return summary
+
+
+def _scored_frames(scored, rows: int, summary: RaySummary, names: dict[str, str], label_column: str | None, labels):
+    """The scored rows as the driver receives them, in input order, counted once each (per node too), under
+    one progress bar; the node column is taken off here."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(unit=" rows", desc="scoring on ray", disable=not sys.stderr.isatty())
+    try:
+        for frame in scored.iter_batches(batch_format="pandas", batch_size=rows):
+            nodes = frame.pop(NODE)
+            for node, rows in nodes.value_counts().items():
+                summary.rows_per_node[node] = summary.rows_per_node.get(node, 0) + int(rows)
+            summary.record(Summary.counts(frame, names, frame[label_column] if label_column else None, labels))
+            bar.update(len(frame))
+            yield frame
+    finally:
+        bar.close()
 
 
 def source_name(columns: list[str]) -> str:
@@ -282,23 +327,46 @@ def _file_schema(dataset, columns: list[str], names: dict[str, str], source: tup
     """The single output file's schema: the input's columns, ours, then the source file's column."""
     import pyarrow as pa
 
+    schema = output_schema(_arrow_schema(dataset), names)
     if source is None:
-        return output_schema(_arrow_schema(dataset), names)
-    schema = output_schema(_arrow_schema(dataset).remove_metadata(), names)
+        return schema
     return pa.schema([f for f in schema if f.name != RAY_PATH or f.name in columns] + [(source[0], pa.string())])
 
 
-def _write_folder(scored, output: str, names: dict[str, str], cfg: BatchConfig, summary: Summary, tally) -> None:
-    """Parquet shards into a folder (or URI); --overwrite empties it first, so no old shard remains."""
-    import ray
+def _collect_into_folder(frames, output: str, schema) -> None:
+    """Parquet shards named in row order (`part-00000.parquet`, …), written by the driver into a new folder
+    that replaces the old one at the end (--overwrite never appends); on a URI, the old folder is emptied first."""
+    from pyarrow import fs
 
-    with output_lock(Path(output)) if "://" not in output else contextlib.nullcontext():
-        if cfg.overwrite:
-            _clear(output)
-        scored.write_parquet(output)
-    wanted = [names["status"], names["label"], *([cfg.label_column] if cfg.label_column else [])]
-    for batch in ray.data.read_parquet(output).select_columns(wanted).iter_batches(batch_format="pandas"):
-        summary.record(tally(batch))
+    if "://" in output:
+        filesystem, base = fs.FileSystem.from_uri(output)
+        _clear(output)
+        _write_shards(frames, filesystem, base, schema)
+        return
+    target = Path(output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with output_lock(target):
+        staging = target.parent / f".{target.name}.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            _write_shards(frames, fs.LocalFileSystem(), str(staging.resolve()), schema)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _clear(output)
+        staging.rename(target)
+
+
+def _write_shards(frames, filesystem, folder: str, schema) -> None:
+    """One shard per batch, numbered in row order; an empty input still leaves one shard with the columns."""
+    import pyarrow.parquet as pq
+
+    filesystem.create_dir(folder, recursive=True)
+    count = 0
+    for count, frame in enumerate(frames, start=1):
+        pq.write_table(to_arrow(frame, schema), f"{folder}/part-{count - 1:05d}.parquet", filesystem=filesystem)
+    if count == 0:
+        pq.write_table(schema.empty_table(), f"{folder}/part-00000.parquet", filesystem=filesystem)
 
 
 def default_ray_output(source: str) -> str:
@@ -320,10 +388,14 @@ def _arrow_schema(dataset):
     import pyarrow as pa
 
     schema = dataset.schema().base_schema
-    return schema if isinstance(schema, pa.Schema) else pa.schema([(n, pa.string()) for n in dataset.schema().names])
+    return (
+        schema.remove_metadata()
+        if isinstance(schema, pa.Schema)
+        else pa.schema([(n, pa.string()) for n in dataset.schema().names])
+    )
 
 
-def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary, tally) -> None:
+def _collect_into_file(frames, output: Path, schema, raw: bool, summary: Summary) -> None:
     """Stream the scored rows, in order, into one local file with the local engine's writer."""
     output.parent.mkdir(parents=True, exist_ok=True)
     with output_lock(output):
@@ -331,10 +403,8 @@ def _collect_into_file(scored, output: Path, schema, raw: bool, summary: Summary
         parts.start(resume=False, overwrite=True, fingerprint=None, labels=summary.classes)
         count = 0
         try:
-            for index, frame in enumerate(scored.iter_batches(batch_format="pandas")):
-                counts = tally(frame)
-                summary.record(counts)
-                parts.write(index, frame, schema, raw, counts)
+            for index, frame in enumerate(frames):
+                parts.write(index, frame, schema, raw, {"rows": len(frame)})
                 count = index + 1
             if count == 0:
                 parts.write_empty(schema, raw)

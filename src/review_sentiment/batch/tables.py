@@ -147,12 +147,10 @@ class TableReader:
                 parquet = pq.ParquetFile(handle)
             except Exception as error:
                 raise UserError(f"could not read {self.source} as Parquet: {error}") from error
-            self.schema = parquet.schema_arrow
+            self.schema = parquet.schema_arrow.remove_metadata()
             self.columns = list(self.schema.names)
             for batch in parquet.iter_batches(batch_size=self.chunk_rows):
-                # Arrow-backed columns keep their types chunk after chunk (an int column with a null
-                # in one chunk must not turn into floats there).
-                yield batch.to_pandas(types_mapper=pd.ArrowDtype)
+                yield arrow_to_frame(batch)
 
     # Bad lines ---------------------------------------------------------------------------------
     def _bad(self, line: int, reason: str) -> BadLine | None:
@@ -273,3 +271,10 @@ class TableReader:
                 records, flags = [], []
         if records:
             yield self._frame(records, flags)
+
+
+def arrow_to_frame(batch) -> pd.DataFrame:
+    """An Arrow batch as the scorer's frame: every column of the file stays a column (an index pandas saved
+    comes out as the column it is stored as, `__index_level_0__` or its name), and Arrow-backed columns keep
+    their types chunk after chunk (an int column with a null in one chunk must not turn into floats there)."""
+    return batch.replace_schema_metadata(None).to_pandas(types_mapper=pd.ArrowDtype)
