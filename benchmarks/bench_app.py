@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from gradio_client import Client
 
+from review_sentiment.app.explain import explain
 from review_sentiment.app.ui import EXAMPLES, analyze, serve_in_background
 from review_sentiment.scorer import Scorer
 
@@ -63,6 +64,9 @@ def main() -> None:
             for endpoint in ("/predict", "/analyze"):
                 row = {"input": name, "endpoint": endpoint, **latency(client, endpoint, text, args.repeats)}
                 row["model_p50_ms"] = in_process(scorer, endpoint, text, args.repeats)
+                if endpoint == "/analyze":
+                    explained = explain(scorer, text)
+                    row["units"] = f"{len(explained.spans)} × {explained.granularity}, {explained.tokens} tokens"
                 rows.append(row)
                 print(
                     f"{name:<26} {endpoint:<9} p50 {row['p50_ms']:7.1f} ms  p95 {row['p95_ms']:7.1f} ms  "

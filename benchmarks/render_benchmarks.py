@@ -121,14 +121,16 @@ def app_section(app: dict) -> list[str]:
         f"## App latency (`benchmarks/bench_app.py`, {app['date']})",
         f"HTTP through gradio_client to `python -m review_sentiment.app` with the bundled model, {app['repeats']} calls each.",
         "",
-        "| input | endpoint | p50 ms | p95 ms | model alone, p50 ms |",
-        "| --- | --- | --- | --- | --- |",
+        "| input | endpoint | p50 ms | p95 ms | model alone, p50 ms | explained by |",
+        "| --- | --- | --- | --- | --- | --- |",
         *(
-            f"| {r['input']} | {r['endpoint']} | {r['p50_ms']} | {r['p95_ms']} | {r.get('model_p50_ms', '–')} |"
+            f"| {r['input']} | {r['endpoint']} | {r['p50_ms']} | {r['p95_ms']} | {r.get('model_p50_ms', '–')} | "
+            f"{r.get('units', '–')} |"
             for r in app["results"]
         ),
         "",
-        "`/predict` is one review; `/analyze` is one review with its occlusion explanation (at most 48 units, batched). "
+        "`/predict` is one review; `/analyze` is one review with its occlusion explanation (at most 48 units and "
+        "3,072 tokens in all, batched). "
         "'Model alone' is the same work called in-process, without the server: the rest is HTTP and Gradio's queue.",
     ]
 

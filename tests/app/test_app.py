@@ -4,7 +4,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from review_sentiment.app.explain import explain, split_units
+from review_sentiment.app.explain import MIN_UNITS, explain, split_units, unit_budget
 from review_sentiment.app.ui import EXAMPLES, analyze, model_facts, score_upload
 from review_sentiment.app.ui import serve_in_background as serve
 from review_sentiment.cli import main
@@ -492,3 +492,14 @@ def test_only_predict_and_analyze_are_api_endpoints(exported):
     assert analyze_outputs == ["Sentiment", "What pushed the prediction", "Note"]
     predict_output = api["named_endpoints"]["/predict"]["returns"][0]["python_type"]["type"]
     assert all(key in predict_output for key in ("label", "score", "confidence", "sure", "provider"))
+
+
+def test_a_long_review_costs_no_more_rows_than_the_token_budget(bag_of_words_model):
+    """A review read to the model's whole window gets fewer, larger units: its rows times its tokens stay
+    within the budget (never under MIN_UNITS units), and the weights still add up to the review's logit."""
+    scorer = Scorer.load(bag_of_words_model)  # reads 64 tokens
+    text = "great film. the plot. awful acting. " * 20  # 2-3 tokens a sentence: 20+ sentences read
+    result = explain(scorer, text, row_tokens=64 * 9)
+    assert result.granularity == "sentence group" and MIN_UNITS <= len(result.spans) <= 8  # at most 9 rows
+    assert unit_budget(64, 48, 64 * 2) == MIN_UNITS and unit_budget(10, 48, 3072) == 48
+    assert sum(result.weights) == pytest.approx(scorer.run_ids(scorer.encoder.encode([result.text]))[0, 1])

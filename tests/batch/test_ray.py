@@ -12,7 +12,8 @@ ray = pytest.importorskip("ray")
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # address="local": a new Ray for these tests, even where `ray start` runs a cluster on this machine
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -115,7 +116,7 @@ def test_ray_scores_on_a_one_cpu_cluster_instead_of_hanging(exported, tmp_path):
     folder.mkdir()
     toy_reviews(20, seed=1).to_parquet(folder / "part-0.parquet")
     ray.shutdown()  # a module fixture's 2-CPU Ray may be running; this test needs its own
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         summary = score_file(
             BatchConfig(input=str(folder), output=str(tmp_path / "o"), model=str(exported["none"]), engine="ray")

@@ -10,8 +10,10 @@ A unit is hidden by masking its tokens (attention mask 0) in exactly the token s
 reads, every other token staying at its position. Deleting the unit's text instead would move the
 head+tail window of a long review, let unread text in, and credit that text's effect to the unit.
 Text between the head and the tail is never read: it gets no weight and is shown as not read.
-There are never more than `max_units` units, so a review costs at most `max_units + 1` rows of at most
-`max_length` tokens, whatever its length, run in a few batched session calls.
+A review costs `units + 1` rows of the tokens the model reads, run in a few batched session calls; the
+units are capped twice: never more than `max_units`, and never more rows than fit `row_tokens` tokens in
+all (but at least MIN_UNITS units), so that a long review is explained by fewer, larger units in about the
+time of a short one rather than by 48 full-length rows.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ _SENTENCE = re.compile(r"\S(?:.*?[.!?…](?=\s)|.*$)", re.S)
 _WORD = re.compile(r"\S+")
 
 Span = tuple[int, int]  # [start, end) characters of the cleaned review
+ROW_TOKENS = 3072  # tokens an explanation runs in all: 8 rows of a review read to 384 tokens
+MIN_UNITS = 6
 
 
 @dataclass(frozen=True)
@@ -130,8 +134,19 @@ def _strip(text: str, span: Span) -> Span:
     return start, end
 
 
+def unit_budget(tokens: int, max_units: int, row_tokens: int) -> int:
+    """How many units a review of `tokens` read tokens (special ones included) is split into, at most."""
+    return max(min(MIN_UNITS, max_units), min(max_units, row_tokens // tokens - 1))
+
+
 def explain(
-    scorer: Scorer, text: str, max_units: int = 48, batch_size: int = 16, *, cleaned: bool = False
+    scorer: Scorer,
+    text: str,
+    max_units: int = 48,
+    batch_size: int = 16,
+    *,
+    cleaned: bool = False,
+    row_tokens: int = ROW_TOKENS,
 ) -> Explanation:
     """Predict `text` and weigh each of its read units by occlusion (`cleaned=True`: the caller cleaned it)."""
     cleaned_text = text if cleaned else clean_text(text)
@@ -141,8 +156,8 @@ def explain(
     head, tail_start = encoder.window(len(encoding.ids))
     read_tokens = [*range(head), *range(tail_start, len(offsets))]
     read_chars = [offsets[i] for i in read_tokens]
-    spans, granularity = split_units(cleaned_text, max_units, read_chars)
     ids = encoder.wrap([encoding.ids[i] for i in read_tokens])
+    spans, granularity = split_units(cleaned_text, unit_budget(len(ids), max_units, row_tokens), read_chars)
     masks = np.ones((len(spans) + 1, len(ids)), dtype=np.int64)
     starts = [a for a, _ in spans]
     for position, (char_start, _) in enumerate(read_chars):
