@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from bench_common import cpu_model  # this folder is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
 REPO_COPY = "repo"  # the folder under the run's temp folder that the repo is copied to and installed from
@@ -66,11 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def machine() -> dict:
     """CPU model, cores, memory, Python, and the load when the run started (another job skews timings)."""
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
     pages = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "memory_gib": round(pages / 2**30, 1),
         "python": f"{platform.python_implementation()} {platform.python_version()}",

@@ -13,12 +13,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import cpu_model  # this folder is on sys.path when run as a script
 from bench_scoring import model_flops  # this folder is on sys.path when run as a script
 
 from review_sentiment.cli import main as sentiment
@@ -168,9 +168,7 @@ def main() -> None:
 
 
 def _machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    return f"{cpu}, {platform.python_implementation()} {platform.python_version()}"
+    return f"{cpu_model()}, {platform.python_implementation()} {platform.python_version()}"
 
 
 if __name__ == "__main__":

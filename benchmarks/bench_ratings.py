@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import time
 from pathlib import Path
 
 import pandas as pd
+from bench_common import cpu_model, write_report  # this folder is on sys.path when run as a script
 
 from review_sentiment.cli import main as sentiment
 
@@ -86,19 +86,15 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     data = task_data(args.dataset, args.work)
     train_rows = round(len(pd.read_parquet(data, columns=["rating"])) * 0.9)
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     rows = [run_task(name, data, args.work, args, train_rows) for name in args.tasks]
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": cpu,
+        "machine": cpu_model(),
         "minutes": args.minutes,
         "training_reviews": round(args.minutes * 60 * args.reviews_per_s),
         "results": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

@@ -11,9 +11,7 @@ speed-up. Run it with nothing else on the machine.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import tempfile
 import threading
 import time
@@ -21,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 import ray
+from bench_common import cpu_model, write_report  # this folder is on sys.path when run as a script
 from ray.cluster_utils import Cluster
 
 from review_sentiment.batch.config import BatchConfig
@@ -105,11 +104,9 @@ def main() -> None:
         local, local_seconds = local_run(inputs, folder)
         runs = [cluster_run(inputs, folder / f"scored-{n}", n, local) for n in (2, 3)]
         fault = cluster_run(inputs, folder / "scored-fault", 2, local, remove_after=2)
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    cpu = next(line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name"))
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{cpu}, {os.cpu_count()} cores",
+        "machine": f"{cpu_model()}, {os.cpu_count()} cores",
         "ray": ray.__version__,
         "rows": args.rows,
         "files": FILES,
@@ -117,9 +114,7 @@ def main() -> None:
         "clusters": runs,
         "fault": fault,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(json.dumps(report, indent=2))
+    write_report(args.out, report)
 
 
 if __name__ == "__main__":

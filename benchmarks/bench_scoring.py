@@ -11,12 +11,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from bench_common import cpu_model  # this folder is on sys.path when run as a script
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from review_sentiment.export.verify import validation_sample
@@ -27,9 +27,7 @@ from review_sentiment.text import LABELS
 
 
 def machine() -> str:
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    model = next((line.split(":", 1)[1].strip() for line in lscpu.splitlines() if line.startswith("Model name")), "?")
-    return f"{model}, {torch.get_num_threads()} threads, {platform.python_implementation()} {platform.python_version()}"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads, {platform.python_implementation()} {platform.python_version()}"
 
 
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:

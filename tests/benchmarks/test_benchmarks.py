@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -10,6 +11,8 @@ SCRIPTS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
 def _script(name: str):
+    if str(SCRIPTS) not in sys.path:  # as when a script runs: its folder first on the path (bench_common)
+        sys.path.insert(0, str(SCRIPTS))
     spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
