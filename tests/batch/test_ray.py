@@ -1,3 +1,5 @@
+import re
+
 import pandas as pd
 import pytest
 
@@ -169,7 +171,65 @@ def test_ray_overwrite_replaces_and_a_file_name_gives_one_file(exported, tmp_pat
 def test_ray_refuses_what_its_readers_cannot_read_with_one_line(exported, tmp_path, local_ray):
     source = tmp_path / "dup.csv"
     source.write_text("text,text,id\ngreat,awful,1\n")
-    with pytest.raises(UserError, match="try --engine local"):
-        score_file(
-            BatchConfig(input=str(source), output=str(tmp_path / "o"), model=str(exported["none"]), engine="ray")
-        )
+    model = str(exported["none"])
+    with pytest.raises(UserError, match='"text" exists 2 times.*--engine local reads one file') as refused:
+        score_file(BatchConfig(input=str(source), output=str(tmp_path / "o"), model=model, engine="ray"))
+    assert "\n" not in str(refused.value)
+    source.write_text("text,id\n")  # a header alone: Ray reads no columns from it
+    with pytest.raises(UserError, match="has no rows to score"):
+        score_file(BatchConfig(input=str(source), output=str(tmp_path / "o"), model=model, engine="ray"))
+
+
+def test_ray_reads_a_cp1252_folder_as_the_local_engine_does(exported, tmp_path, local_ray):
+    """The encoding is told from the files (or --encoding) and given to Ray's CSV reader: before, every
+    row came out 'skipped: not text (bytes)' and the run still succeeded."""
+    folder = tmp_path / "latin"
+    folder.mkdir()
+    frame = toy_reviews(30, seed=6)
+    frame["review"] = frame["review"] + " café naïve"
+    for i in range(2):
+        frame.iloc[i * 15 : (i + 1) * 15].to_csv(folder / f"part-{i}.csv", index=False, encoding="cp1252")
+    model = str(exported["none"])
+    score_file(BatchConfig(input=str(folder), output=str(tmp_path / "ray.csv"), model=model, engine="ray"))
+    ours = pd.read_csv(tmp_path / "ray.csv")
+    assert ours["status"].eq("ok").all() and ours["review"].tolist() == frame["review"].tolist()
+    local = pd.concat(
+        [
+            pd.read_csv(out)
+            for i in range(2)
+            if score_file(
+                BatchConfig(input=str(folder / f"part-{i}.csv"), output=str(out := tmp_path / f"l{i}.csv"), model=model)
+            )
+        ],
+        ignore_index=True,
+    )
+    assert ours["label"].tolist() == local["label"].tolist()
+
+
+def ray_config(tmp_path, **given) -> BatchConfig:
+    return BatchConfig(**({"input": str(tmp_path / "in"), "engine": "ray"} | given))
+
+
+def test_ray_refuses_what_it_cannot_do_before_touching_anything(exported, tmp_path, monkeypatch):
+    """Checked on the driver before any cluster is joined: nothing is read, written or deleted."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    toy_reviews(5, seed=1).to_csv(folder / "a.csv", index=False)
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "notes.txt").write_text("keep me")
+    monkeypatch.chdir(folder)
+    refusals = {
+        "is inside the output folder": ray_config(tmp_path, output="..", overwrite=True),
+        "also holds notes.txt": ray_config(tmp_path, input="a.csv", output=str(tmp_path / "other"), overwrite=True),
+        "not stdin or stdout": ray_config(tmp_path, output="-"),
+        "has no --resume": ray_config(tmp_path, resume=True, output=str(tmp_path / "o.csv")),
+        "--on-bad-lines skip needs --engine local": ray_config(tmp_path, on_bad_lines="skip"),
+        "no such file or folder": ray_config(tmp_path, input="missing.csv"),
+    }
+    for message, cfg in refusals.items():
+        with pytest.raises(UserError, match=re.escape(message)):
+            score_file(cfg)
+    assert (tmp_path / "other" / "notes.txt").read_text() == "keep me" and (folder / "a.csv").is_file()
+    toy_reviews(5, seed=1).assign(path="x").to_csv(folder / "a.csv", index=False)
+    with pytest.raises(UserError, match="has a column named 'path'"):
+        score_file(ray_config(tmp_path, output=str(tmp_path / "out")))

@@ -49,6 +49,10 @@ def main(argv: list[str] | None = None, verbose: bool = False) -> int:
 
             summary = score_file(cfg)
         except KeyboardInterrupt:
+            if cfg.engine == "ray":
+                raise UserError(
+                    "interrupted: nothing was written (a Ray run starts again from the beginning)"
+                ) from None
             raise UserError("interrupted: finished chunks are kept; continue with --resume") from None
         except BrokenPipeError:
             # The reader of stdout went away (`| head`): stop quietly, as other command-line tools do.

@@ -18,7 +18,8 @@ class BatchConfig:
         default=None,
         metadata={
             "help": "output file (.csv, .tsv, .parquet, .jsonl or .json); '-' for stdout "
-            "(default: INPUT with .scored before its extension, or stdout for stdin)"
+            "(default: INPUT with .scored before its extension, or stdout for stdin; with --engine ray a folder "
+            "of Parquet shards beside the input, or this file)"
         },
     )
     model: str | None = field(

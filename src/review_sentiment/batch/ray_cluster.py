@@ -120,7 +120,7 @@ def _stderr_to_debug_log(lines: list[str]):
 
 def _configure_ray_data() -> None:
     """Ray Data as this engine needs it: rows in input order, no progress bars of its own (the run shows one),
-    errors only on the console (its session log file keeps the rest), and Parquet read by the reader that
+    nothing on the console (its session log file keeps it all; a failure is our one line), and Parquet read by the reader that
     lists files on the driver: the newer one lists them in a task that needs a whole CPU, which the scoring
     actors may all hold, and the run would wait forever."""
     from ray.data import DataContext
@@ -131,8 +131,8 @@ def _configure_ray_data() -> None:
     context.print_on_execution_start = False
     context.use_datasource_v2 = False
     for handler in logging.getLogger("ray.data").handlers:
-        if not type(handler).__name__.startswith("SessionFile"):
-            handler.setLevel(logging.ERROR)
+        if not type(handler).__name__.startswith("SessionFile"):  # a failure is our one `error:` line
+            handler.setLevel(logging.CRITICAL)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,12 @@ order, or one file when --output names a file (.csv, .parquet, …). Install wit
 
 from __future__ import annotations
 
+import codecs
 import fnmatch
 import glob
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -24,6 +26,7 @@ from ..manifest import folder_labels, resolve_model_folder
 from ..scorer import Scorer
 from ..scoring import Summary, result_names, score_frame
 from .config import BatchConfig
+from .encodings import AUTO, detect_encoding
 from .formats import FORMATS, OUTPUT_FORMATS, format_of
 from .parts import Parts, output_lock
 from .ray_cluster import PoolPlan, connect, import_ray, materialize, model_files, plan_pool
@@ -35,6 +38,8 @@ RAY_PATH = "path"  # the column Ray's readers add with include_paths=True
 NODE = "__review_sentiment_node__"  # the node that scored a row: counted by the driver, never written
 BLOCKS_PER_ACTOR = 4  # input blocks per scoring actor, so that every actor gets work and none waits long at the end
 CALL_BATCHES = 8  # model batches per call of an actor
+SHARD = re.compile(r"part-\d{5,}\.parquet")
+ENCODING_FILES, ENCODING_SAMPLE = 16, 1 << 20  # files, and bytes of each, the encoding is told from
 
 
 @dataclass
@@ -95,6 +100,8 @@ def expand_paths(source: str) -> list[str]:
         if Path(source).is_dir():  # listed here, so that files come out in the order of their names
             return _folder_files(Path(source)) or [source]
     if not any(ch in source for ch in "*?["):
+        if "://" not in source and not Path(source).exists():
+            raise UserError(f"no such file or folder: {source}")
         return [source]
     if "://" not in source:
         found = sorted(glob.glob(source))
@@ -163,13 +170,17 @@ def _exists(output: str) -> bool:
 
 def score_with_ray(cfg: BatchConfig) -> Summary:
     """Score on a Ray cluster into a folder of Parquet shards, or, for an output file name, into that one file."""
+    _refuse_local_only_options(cfg)
     ray = import_ray()
     paths = expand_paths(cfg.input)
     fmt = input_format(paths, cfg.input_format)
     readers = {"parquet": ray.data.read_parquet, "csv": ray.data.read_csv, "jsonl": ray.data.read_json}
     if fmt not in readers:
         raise UserError(f"--engine ray reads Parquet, CSV or JSON Lines, not {fmt!r}")
+    encoding = input_encoding(paths, fmt, cfg.encoding)
     folder = input_folder(cfg.input)
+    if folder is not None:
+        _refuse_a_path_column(paths[0], fmt, encoding)
     output, single_file = _output(cfg, folder)
     model = resolve_model_folder(cfg.model)  # on the driver: a Hub model is downloaded once, here
     address = connect()
@@ -182,16 +193,83 @@ def score_with_ray(cfg: BatchConfig) -> Summary:
             include_paths=folder is not None,
             num_cpus=0,
             override_num_blocks=max(len(paths), BLOCKS_PER_ACTOR * plan.actors),
+            **_read_options(fmt, encoding),
         )
         return _score(cfg, dataset, model, output, single_file, plan, folder)
     except ray.exceptions.RayError as error:
         raise UserError(_ray_failure(cfg.input, error)) from None
 
 
+def _refuse_local_only_options(cfg: BatchConfig) -> None:
+    """Options only the local engine has: refused rather than ignored."""
+    if "-" in (cfg.input, cfg.output):
+        raise UserError("--engine ray reads and writes files, folders or URIs, not stdin or stdout ('-')")
+    if cfg.resume:
+        raise UserError("--engine ray has no --resume: a stopped run starts again (use --engine local to resume)")
+    if cfg.on_bad_lines != "error":
+        raise UserError(
+            f"--engine ray stops at a malformed line; --on-bad-lines {cfg.on_bad_lines} needs --engine local"
+        )
+
+
+def input_encoding(paths: list[str], fmt: str, given: str) -> str:
+    """The text encoding of CSV or JSON Lines input: given, else told (as the local engine tells it) from the
+    first MB of each of the first files on this machine, else UTF-8 for URIs. Files that disagree are refused."""
+    if fmt == "parquet":
+        return "utf-8"
+    if given != AUTO:
+        encoding = codecs.lookup(given).name
+    elif any("://" in p for p in paths):
+        encoding = "utf-8"
+    else:
+        told = set()
+        for path in paths[:ENCODING_FILES]:
+            with open(path, "rb") as handle:
+                sample = handle.read(ENCODING_SAMPLE + 1)
+            told.add(
+                codecs.lookup(detect_encoding(sample[:ENCODING_SAMPLE], len(sample) <= ENCODING_SAMPLE).encoding).name
+            )
+        if len(told) > 1:
+            raise UserError(f"the input files are in different encodings ({', '.join(sorted(told))}): pass --encoding")
+        encoding = told.pop() if told else "utf-8"
+    if fmt == "jsonl" and encoding != "utf-8":
+        raise UserError(f"--engine ray reads JSON Lines in UTF-8 only, not {encoding}: use --engine local")
+    return encoding
+
+
+def _read_options(fmt: str, encoding: str) -> dict:
+    """The reader's options for a CSV in another encoding than UTF-8 (Arrow transcodes it as it reads)."""
+    return {"read_options": _csv_read_options(encoding)} if fmt == "csv" and encoding != "utf-8" else {}
+
+
+def _refuse_a_path_column(path: str, fmt: str, encoding: str) -> None:
+    """Ray names its column of file names `path`, over any column of that name: refuse rather than lose it."""
+    import pyarrow.dataset as ds
+
+    formats = {"csv": ds.CsvFileFormat(read_options=_csv_read_options(encoding)), "parquet": "parquet", "jsonl": "json"}
+    try:
+        names = ds.dataset(path, format=formats[fmt]).schema.names
+    except Exception as error:  # the real read reports it, in Ray's words
+        log.debug("could not read the columns of %s first: %s", path, error)
+        return
+    if RAY_PATH in names:
+        raise UserError(
+            f"{path} has a column named {RAY_PATH!r}, the name Ray's readers give the file name column for folder "
+            "and glob inputs, so Ray would replace it: rename it, score the files one by one, or use --engine local"
+        )
+
+
+def _csv_read_options(encoding: str):
+    from pyarrow import csv
+
+    return csv.ReadOptions(encoding=encoding)
+
+
 def _ray_failure(source: str, error: Exception) -> str:
-    """One line for a failed Ray run: the cause Ray reports last, and what to try."""
+    """One line for a failed Ray run: the last exception Ray reports (not its advice on retries), and what to try."""
     lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    cause = (lines[-1] if lines else type(error).__name__)[:300]
+    raised = [line for line in lines if re.match(r"^[\w.]+(Error|Exception|Invalid)\b.*:", line)]
+    cause = (raised or lines or [type(error).__name__])[-1][:300]
     if "://" not in source and ("FileNotFoundError" in cause or "No such file" in cause):
         return (
             f"a Ray node could not read {source}: {cause}. Every node reads the input itself: a local path must be "
@@ -199,7 +277,8 @@ def _ray_failure(source: str, error: Exception) -> str:
         )
     return (
         f"Ray could not read or score {source}: {cause}. Ray's readers are stricter than the local engine's "
-        "(duplicate column names and short CSV rows fail there): try --engine local"
+        "(an empty file, duplicate column names and short CSV rows fail there); --engine local reads one file "
+        "at a time more leniently"
     )
 
 
@@ -216,9 +295,30 @@ def _output(cfg: BatchConfig, folder: str | None) -> tuple[str, bool]:
             f"output {output} is inside the input folder {folder}, where the next run over that folder would read "
             f"it as input; choose an output outside it (the default is {default_ray_output(cfg.input)})"
         )
+    if not single_file and _inside(cfg.input if "://" in cfg.input else os.path.abspath(cfg.input), output):
+        raise UserError(f"the input {cfg.input} is inside the output folder {output}, which the run replaces")
     if _exists(output) and not cfg.overwrite:
         raise UserError(f"output {output} already exists; pass --overwrite to replace it")
+    if _exists(output) and not single_file and (strangers := _not_shards(output)):
+        raise UserError(
+            f"--overwrite replaces only a folder of an earlier run's shards, and {output} also holds "
+            f"{', '.join(strangers[:3])}{' …' if len(strangers) > 3 else ''}: choose another output"
+        )
     return output, single_file
+
+
+def _not_shards(output: str) -> list[str]:
+    """What an output folder holds besides an earlier run's shards (all of it, for a file)."""
+    from pyarrow import fs
+
+    if "://" in output:
+        filesystem, base = fs.FileSystem.from_uri(output)
+    else:
+        filesystem, base = fs.LocalFileSystem(), os.path.abspath(output)
+    if filesystem.get_file_info(base).type != fs.FileType.Directory:
+        return [output]
+    entries = filesystem.get_file_info(fs.FileSelector(base, recursive=False))
+    return sorted(e.base_name for e in entries if not (e.is_file and SHARD.fullmatch(e.base_name)))
 
 
 def input_folder(source: str) -> str | None:
@@ -250,6 +350,8 @@ def _score(
     import pandas as pd
     import ray
 
+    if dataset.schema() is None:  # Ray reads no columns from a file without rows
+        raise UserError(f"{cfg.input} has no rows to score (--engine local writes an empty output for a header alone)")
     columns = [c for c in dataset.schema().names if folder is None or c != RAY_PATH]
     if cfg.label_column and cfg.label_column not in columns:
         raise UserError(f"label column {cfg.label_column!r} not found; columns are: {', '.join(columns)}")
