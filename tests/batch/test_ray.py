@@ -172,7 +172,7 @@ def test_ray_refuses_what_its_readers_cannot_read_with_one_line(exported, tmp_pa
     source = tmp_path / "dup.csv"
     source.write_text("text,text,id\ngreat,awful,1\n")
     model = str(exported["none"])
-    with pytest.raises(UserError, match='"text" exists 2 times.*--engine local reads one file') as refused:
+    with pytest.raises(UserError, match=r'"text" exists 2 times.*--engine local reads one file') as refused:
         score_file(BatchConfig(input=str(source), output=str(tmp_path / "o"), model=model, engine="ray"))
     assert "\n" not in str(refused.value)
     source.write_text("text,id\n")  # a header alone: Ray reads no columns from it
