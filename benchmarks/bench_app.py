@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import cpu_model  # this folder is on sys.path when run as a script
 from gradio_client import Client
 
 from review_sentiment.app.explain import explain
@@ -78,7 +80,15 @@ def main() -> None:
         process.wait(timeout=30)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
-        json.dumps({"date": time.strftime("%Y-%m-%d"), "repeats": args.repeats, "results": rows}, indent=2)
+        json.dumps(
+            {
+                "date": time.strftime("%Y-%m-%d"),
+                "machine": f"{cpu_model()}, {os.cpu_count()} cores",
+                "repeats": args.repeats,
+                "results": rows,
+            },
+            indent=2,
+        )
     )
 
 

@@ -119,7 +119,8 @@ def scoring_section(scoring: dict) -> list[str]:
 def app_section(app: dict) -> list[str]:
     return [
         f"## App latency (`benchmarks/bench_app.py`, {app['date']})",
-        f"HTTP through gradio_client to `python -m review_sentiment.app` with the bundled model, {app['repeats']} calls each.",
+        f"HTTP through gradio_client to `python -m review_sentiment.app` with the bundled model, {app['repeats']} calls "
+        f"each, on {app.get('machine', 'the machine of the scoring table')}.",
         "",
         "| input | endpoint | p50 ms | p95 ms | model alone, p50 ms | explained by |",
         "| --- | --- | --- | --- | --- | --- |",
@@ -532,7 +533,8 @@ def _app_line(app: dict) -> str:
     long_explain = next(r for r in app["results"] if r["input"].startswith("long") and r["endpoint"] == "/analyze")
     return (
         f"- App: a 300-word review explained in p50 {long_explain['p50_ms'] / 1000:.2f} s "
-        f"(p95 {long_explain['p95_ms'] / 1000:.2f} s)."
+        f"(p95 {long_explain['p95_ms'] / 1000:.2f} s)"
+        + (f" on {app['machine']}, {app['date']}." if "machine" in app else ".")
     )
 
 
