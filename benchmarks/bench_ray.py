@@ -49,9 +49,9 @@ def local_run(inputs: Path, folder: Path) -> tuple[pd.DataFrame, float]:
     return pd.concat(frames, ignore_index=True), time.perf_counter() - started
 
 
-def cluster_run(inputs: Path, output: Path, nodes: int, local: pd.DataFrame, remove_after: int | None = None) -> dict:
-    """One `--engine ray` run on a fresh cluster of `nodes` 1-CPU nodes; `remove_after` shards written, the last
-    worker node is removed."""
+def cluster_run(inputs: Path, output: Path, nodes: int, local: pd.DataFrame, remove_at: float | None = None) -> dict:
+    """One `--engine ray` run on a fresh cluster of `nodes` 1-CPU nodes; `remove_at` seconds into the run, the last
+    worker node is removed (the shards the driver had written by then are recorded)."""
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     workers = [cluster.add_node(num_cpus=1) for _ in range(nodes - 1)]
     cluster.wait_for_nodes()
@@ -68,10 +68,11 @@ def cluster_run(inputs: Path, output: Path, nodes: int, local: pd.DataFrame, rem
         thread = threading.Thread(target=run)
         thread.start()
         staging = output.parent / f".{output.name}.partial"
-        removed = False
+        started, removed, shards_then = time.perf_counter(), False, None
         while thread.is_alive():
             thread.join(0.2)
-            if remove_after and not removed and len(list(staging.glob("*.parquet"))) >= remove_after:
+            if remove_at and not removed and time.perf_counter() - started >= remove_at:
+                shards_then = len(list(staging.glob("*.parquet")))
                 cluster.remove_node(workers[-1])
                 removed = True
         scored = pd.read_parquet(output)
@@ -88,7 +89,10 @@ def cluster_run(inputs: Path, output: Path, nodes: int, local: pd.DataFrame, rem
         "in_order_once": scored["review_id"].tolist() == list(range(len(local))),
         "labels_equal_local": int((scored["label"].to_numpy() == local["label"].to_numpy()).sum()),
         "max_score_difference": float((scored["score"] - local["score"]).abs().max()),
-        "worker_removed_mid_run": bool(remove_after) and removed,
+        "worker_removed_mid_run": bool(remove_at) and removed and "seconds" in result,
+        "removed_at_s": remove_at if removed else None,
+        "shards_written_then": shards_then,
+        "shards": len(list(output.glob("*.parquet"))),
     }
 
 
@@ -103,7 +107,7 @@ def main() -> None:
         inputs = write_inputs(args.dataset, args.rows, folder)
         local, local_seconds = local_run(inputs, folder)
         runs = [cluster_run(inputs, folder / f"scored-{n}", n, local) for n in (2, 3)]
-        fault = cluster_run(inputs, folder / "scored-fault", 2, local, remove_after=2)
+        fault = cluster_run(inputs, folder / "scored-fault", 2, local, remove_at=runs[0]["seconds"] / 2)
     report = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": f"{cpu_model()}, {os.cpu_count()} cores",

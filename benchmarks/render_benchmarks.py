@@ -170,6 +170,10 @@ def window_section(window: dict) -> list[str]:
     return lines + [f"| {r['max_length']} | {r['accuracy']:.2%} | {r['reviews_per_s']} |" for r in window["results"]]
 
 
+def _score_gap(largest: float) -> str:
+    return "identical scores" if largest == 0 else f"scores within {largest:.0e}"
+
+
 def ray_section(ray: dict) -> list[str]:
     """bench_ray: --engine ray on simulated clusters of 1-CPU nodes against the local engine, and a node lost."""
     local, fault = ray["local"], ray["fault"]
@@ -189,15 +193,22 @@ def ray_section(ray: dict) -> list[str]:
         lines.append(
             f"| ray, {run['nodes']} nodes × 1 CPU | {run['reviews_per_s']} | {run['seconds']} | "
             f"{', '.join(f'{n:,}' for n in run['rows_per_node'])} | {'yes' if run['in_order_once'] else 'NO'} | "
-            f"{run['labels_equal_local']:,} of {run['rows']:,} (scores within {run['max_score_difference']:.0e}) |"
+            f"{run['labels_equal_local']:,} of {run['rows']:,} ({_score_gap(run['max_score_difference'])}) |"
         )
-    removed = "removed" if fault["worker_removed_mid_run"] else "NOT removed (the run ended first)"
+    removed = (
+        f"removed {fault['removed_at_s']:.0f} s into the run ({fault['shards_written_then']} of {fault['shards']} "
+        "shards written by then)"
+        if fault["worker_removed_mid_run"]
+        else "NOT removed (the run ended first)"
+    )
     return [
         *lines,
         "",
-        f"Node lost: on 2 nodes, the worker node {removed} after the driver had written two shards: the run "
-        f"finished with {fault['rows']:,} rows, once each and in order: {'yes' if fault['in_order_once'] else 'NO'}; "
-        f"labels equal to the local engine's: {fault['labels_equal_local']:,} of {fault['rows']:,}.",
+        f"Node lost: on 2 nodes, the worker node {removed}: the run "
+        f"finished in {fault['seconds']} s (undisturbed: {ray['clusters'][0]['seconds']} s) with {fault['rows']:,} rows, "
+        f"once each and in order: {'yes' if fault['in_order_once'] else 'NO'}; rows per node as received: "
+        f"{', '.join(f'{n:,}' for n in fault['rows_per_node'])}; labels equal to the local engine's: "
+        f"{fault['labels_equal_local']:,} of {fault['rows']:,} ({_score_gap(fault['max_score_difference'])}).",
     ]
 
 

@@ -211,3 +211,17 @@ def test_the_labels_a_manifest_records_fix_the_split_and_an_old_manifest_is_bina
     assert old.names == ("negative", "positive") and len(old) == 10
     every, swapped = load_reviews(params["dataset"]), load_reviews(params["dataset"], labels=("positive", "negative"))
     assert swapped.names == ("positive", "negative") and swapped.labels.tolist() == (1 - every.labels).tolist()
+
+
+def test_blank_and_missing_labels_are_counted_and_dropped_never_a_class(tmp_path, caplog):
+    """A label cell of spaces is a missing label, not a class named '' (which crashed the run's end)."""
+    path = tmp_path / "three.csv"
+    frame = pd.DataFrame(
+        {"review": [f"review number {i}" for i in range(12)], "label": ["negative", "neutral", "positive"] * 4}
+    )
+    frame.loc[[0, 4], "label"] = ["  ", None]
+    frame.to_csv(path, index=False)
+    with caplog.at_level("INFO"):
+        reviews = load_reviews(str(path))
+    assert reviews.names == ("negative", "neutral", "positive") and len(reviews) == 10
+    assert "dropped 2 without a label" in caplog.text

@@ -144,3 +144,12 @@ def test_evaluate_an_exported_three_class_folder_on_its_own_hold_out(trained_run
     trained, onnx = _read(trained_run_3class, "metrics.json"), _read(tmp_path / "onnx", "metrics.json")
     assert onnx["labels"] == list(THREE_CLASSES) and len(onnx["confusion_matrix"]) == 3
     assert onnx["count"] == trained["count"] and onnx["accuracy"] == pytest.approx(trained["accuracy"], abs=0.05)
+
+
+def test_labels_naming_classes_the_data_lacks_stop_when_one_class_is_left(tiny_base, toy_csv, tmp_path, capsys):
+    data = pd.read_csv(toy_csv)
+    one_class = tmp_path / "positive_only.csv"
+    data[data["sentiment"] == 1].to_csv(one_class, index=False)
+    out = tmp_path / "run"
+    assert main(train_args(tiny_base, one_class, out, "--labels", "negative,positive")) == 2
+    assert "hold one class only" in capsys.readouterr().err.strip().splitlines()[-1]

@@ -142,7 +142,8 @@ def build_demo(scorer: Scorer | None = None, min_confidence: float = MIN_CONFIDE
             gr.Markdown(model_facts(scorer))
 
         def predict(text: str) -> PredictAnswer:
-            """Label, probability of positive and confidence of one review, without an explanation."""
+            """Label, probability of the second label (positive for the default labels) and confidence of one review,
+            without an explanation."""
             return predict_answer(scorer, text, min_confidence)
 
         if len(scorer.labels) > 2:

@@ -1,7 +1,7 @@
 """`score-csv`: score a file of reviews on ONNX Runtime, streaming, resumable, losing no row.
 
 Each input row appears in the output exactly once, in input order, with every original column and
-`label`, `score` (probability of the positive, i.e. second, label), `confidence` (probability of the
+`label`, `score` (probability of the model's second label: positive for the default labels), `confidence` (probability of the
 predicted label) and `status` ("ok"; "uncertain" when below --min-confidence, label kept; or why the row
 was not scored). A model with more than two labels writes `label`, `confidence`, one `p_<label>`
 probability per class, then `status`. The output keeps the input's

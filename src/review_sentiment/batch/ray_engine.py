@@ -57,14 +57,14 @@ class RaySummary(Summary):
 class ScoringActor:
     """One session per actor, built once; called with Arrow batches.
 
-    `model` holds one object ref to `model_files()`'s (key, files), written to this node's cache once.
+    `model` is `model_files()`'s (key, files), written to this node's cache once.
     `source` is (column name, input folder as Ray spells paths) for folder and glob inputs: Ray's `path`
     column is then replaced by that column, each row's input file relative to the input folder.
     """
 
     def __init__(
         self,
-        model: list,
+        model: tuple[str, dict[str, bytes]],
         provider: str,
         threads: int | None,
         text_column: str,
@@ -74,7 +74,7 @@ class ScoringActor:
     ) -> None:
         import ray
 
-        folder = materialize(*ray.get(model[0]))
+        folder = materialize(*model)
         self.scorer = Scorer.load(folder, provider, threads, max_batch=batch_size)
         self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
         self.source = source
@@ -364,7 +364,10 @@ def _score(
     scored = dataset.map_batches(
         ScoringActor,
         fn_constructor_kwargs={
-            "model": [ray.put(model_files(model))],  # in a list: the actor fetches it, Ray does not inline it
+            # The files themselves, not an object ref inside the arguments: Ray keeps an actor's arguments for
+            # as long as it may restart it, but not a nested ref, and an actor restarted after its node was lost
+            # failed to fetch the model ("deleted by the reference counting protocol").
+            "model": model_files(model),
             "provider": cfg.provider,
             "threads": cfg.threads or plan.threads,
             "text_column": text_column,

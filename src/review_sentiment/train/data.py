@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..card import HUB_DATASET_OF_ALIAS
-from ..columns import TEXT_COLUMNS, detect_column
+from ..columns import TEXT_COLUMNS, detect_column, is_missing
 from ..errors import UserError
 from ..labels import column_classes, parse_labels
 from ..text import LABELS, clean_text
@@ -253,7 +253,8 @@ def load_reviews(
         raise UserError(f"{source} holds no rows")
     text_col = detect_column(frame, TEXT_COLUMNS, "text", text_column)
     label_col = detect_column(frame, LABEL_COLUMNS, "label", label_column)
-    frame = frame[[text_col, label_col]].dropna(subset=[label_col])
+    unlabelled = frame[label_col].map(lambda v: is_missing(v) or not str(v).strip()).to_numpy()
+    frame = frame.loc[~unlabelled, [text_col, label_col]]  # a blank label is a missing one, not a class ''
     texts = frame[text_col].map(lambda t: clean_text(t) if isinstance(t, str) else "")
     if label_col == text_col:
         raise UserError(
@@ -274,11 +275,13 @@ def load_reviews(
     if not len(reviews):
         raise UserError(f"{source} holds no non-empty reviews")
     log.info(
-        "loaded %d reviews from %s (text=%r, label=%r); dropped %d empty and %d duplicate rows; balance %s",
+        "loaded %d reviews from %s (text=%r, label=%r); dropped %d without a label, %d empty and %d duplicate "
+        "rows; balance %s",
         len(reviews),
         source,
         text_col,
         label_col,
+        int(unlabelled.sum()),
         dropped_empty,
         dropped_duplicates,
         reviews.balance(),

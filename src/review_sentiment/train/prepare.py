@@ -98,6 +98,9 @@ def _load_data(cfg: TrainConfig) -> tuple[Reviews, Reviews]:
     elif skewed:
         log.info("classes are imbalanced: %s; evened out by %s", skewed, _remedy(cfg))
     missing = [name for name, count in train_set.balance().items() if count == 0]
+    if len(missing) >= len(train_set.names) - 1:  # --labels names classes the data may not hold
+        present = [name for name in train_set.names if name not in missing]
+        raise UserError(f"the training reviews hold one class only ({present}): nothing to learn")
     if missing:
         log.warning("no training review is labelled %s: the model cannot learn to predict it", missing)
     if cfg.oversample:
