@@ -208,3 +208,22 @@ def test_a_cluster_with_token_authentication(tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(60)
+
+
+def test_a_cluster_recorded_on_this_machine_but_gone_is_not_waited_for(tmp_path, monkeypatch):
+    """`ray start` records its address in <tmp>/ray/ray_current_cluster; a cluster killed without `ray stop`
+    leaves the record, and ray.init waited on it for minutes. A dead record starts a new Ray instead."""
+    from review_sentiment.batch.ray_cluster import _init_address
+
+    monkeypatch.setenv("RAY_TMPDIR", str(tmp_path))
+    (tmp_path / "ray").mkdir()
+    record = tmp_path / "ray" / "ray_current_cluster"
+    assert _init_address("") is None  # nothing recorded: Ray's own choice
+    record.write_text(f"127.0.0.1:{free_port()}")
+    assert _init_address("") == "local"
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        record.write_text(f"127.0.0.1:{listening.getsockname()[1]}")
+        assert _init_address("") is None  # alive: joined as before
+    assert _init_address("127.0.0.1:6379") is None  # RAY_ADDRESS decides

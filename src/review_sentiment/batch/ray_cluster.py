@@ -57,7 +57,13 @@ def connect() -> str:
     printed: list[str] = []
     try:
         with _stderr_to_debug_log(printed):  # what ray.init prints (its log level, addresses) is not news
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, logging_level=logging.ERROR)
+            ray.init(
+                _init_address(address),
+                include_dashboard=False,
+                log_to_driver=False,
+                configure_logging=False,
+                logging_level=logging.ERROR,
+            )
         _configure_ray_data()
     except ray.exceptions.AuthenticationError:
         raise UserError(_token_help(address)) from None
@@ -69,6 +75,24 @@ def connect() -> str:
             f"could not join the Ray cluster at {address or 'this machine'}: {cause}. {CONNECT_HELP}"
         ) from None
     return address or "a local Ray"
+
+
+def _init_address(address: str) -> str | None:
+    """What ray.init is given: None (RAY_ADDRESS, else a cluster `ray start` left on this machine, else a new one),
+    or "local" where the cluster this machine records is gone (ray.init would wait on it for minutes)."""
+    if address:
+        return None
+    record = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
+    recorded = record.read_text().strip() if record.is_file() else ""
+    host, _, port = recorded.rpartition(":")
+    if not recorded or not port.isdigit():
+        return None
+    try:
+        with socket.create_connection((host, int(port)), timeout=2.0):
+            return None
+    except OSError:
+        log.info("the Ray cluster recorded on this machine (%s) is gone; starting one here", recorded)
+        return "local"
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
