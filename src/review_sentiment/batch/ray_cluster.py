@@ -85,14 +85,10 @@ def _init_address(address: str) -> str | None:
     record = Path(os.environ.get("RAY_TMPDIR", "/tmp")) / "ray" / "ray_current_cluster"
     recorded = record.read_text().strip() if record.is_file() else ""
     host, _, port = recorded.rpartition(":")
-    if not recorded or not port.isdigit():
+    if not recorded or not port.isdigit() or _unanswered(host, int(port), timeout=2.0) is None:
         return None
-    try:
-        with socket.create_connection((host, int(port)), timeout=2.0):
-            return None
-    except OSError:
-        log.info("the Ray cluster recorded on this machine (%s) is gone; starting one here", recorded)
-        return "local"
+    log.info("the Ray cluster recorded on this machine (%s) is gone; starting one here", recorded)
+    return "local"
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -103,12 +99,17 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     host, _, port = target.rpartition(":")
     if not host or not port.isdigit():
         raise UserError(f"RAY_ADDRESS={address} is not host:port or ray://host:port. {CONNECT_HELP}")
+    if reason := _unanswered(host.strip("[]"), int(port), timeout):
+        raise UserError(f"no Ray cluster answers at {address} ({reason}). {CONNECT_HELP}")
+
+
+def _unanswered(host: str, port: int, timeout: float) -> str | None:
+    """Why nothing accepts a TCP connection at host:port (None: something does)."""
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            return
+        with socket.create_connection((host, port), timeout=timeout):
+            return None
     except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise UserError(f"no Ray cluster answers at {address} ({reason}). {CONNECT_HELP}") from None
+        return error.strerror or type(error).__name__
 
 
 def _token_help(address: str) -> str:

@@ -297,9 +297,10 @@ def _output(cfg: BatchConfig, folder: str | None) -> tuple[str, bool]:
         )
     if not single_file and _inside(cfg.input if "://" in cfg.input else os.path.abspath(cfg.input), output):
         raise UserError(f"the input {cfg.input} is inside the output folder {output}, which the run replaces")
-    if _exists(output) and not cfg.overwrite:
+    exists = _exists(output)
+    if exists and not cfg.overwrite:
         raise UserError(f"output {output} already exists; pass --overwrite to replace it")
-    if _exists(output) and not single_file and (strangers := _not_shards(output)):
+    if exists and not single_file and (strangers := _not_shards(output)):
         raise UserError(
             f"--overwrite replaces only a folder of an earlier run's shards, and {output} also holds "
             f"{', '.join(strangers[:3])}{' …' if len(strangers) > 3 else ''}: choose another output"
