@@ -36,8 +36,9 @@ _WORD = re.compile(r"\S+")
 
 Span = tuple[int, int]  # [start, end) characters of the cleaned review
 ROW_TOKENS = 3072  # tokens an explanation runs in all: 8 rows of a review read to 384 tokens
-# Tokens per session call: measured here, 7 rows of 359 tokens ran in 204 ms in one call and in 159 ms in
-# calls of 2 (the int8 kernels' working set stays in cache); short rows still go many to a call.
+# Tokens per session call: on this project's 2-core CPU, long rows ran faster a few to a call than all in one
+# (the int8 kernels' working set stays in cache; bench_app's "model alone" column shows the effect), while
+# short rows still go many to a call.
 CALL_TOKENS = 1024
 MIN_UNITS = 6
 
