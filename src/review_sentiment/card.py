@@ -147,7 +147,7 @@ def front_matter(manifest: dict, kind: str, metrics: dict) -> str:
     """The card's YAML metadata: license, library, task, tags, base model and dataset (Hub ids only), metrics."""
     base = hub_model_id(manifest["base_model"])
     datasets = {hub_dataset_id(manifest["data"][part]["source"]) for part in ("train", "validation")}
-    tags = ["sentiment-analysis", "text-classification", "lora", "movie-reviews"]
+    tags = ["sentiment-analysis", "text-classification", *["lora"] * (method_of(manifest) == "lora"), "movie-reviews"]
     tags += {"onnx": ["onnx"], "adapter": ["peft"]}.get(kind, [])
     lines = [
         "---",
@@ -179,22 +179,33 @@ def _classifier(labels: list[str]) -> str:
     return f"Sentiment classifier with {len(labels)} labels (in output order: {', '.join(labels)})"
 
 
+def method_of(manifest: dict) -> str:
+    """'lora' or 'full' (a run from before `--method` existed was LoRA)."""
+    return manifest.get("hyperparameters", {}).get("method", "lora")
+
+
 def _intro(manifest: dict, kind: str) -> str:
     """The title and what the folder is."""
     base, spec = model_name(manifest["base_model"]), manifest["text_spec"]
+    lora = method_of(manifest) == "lora"
     what = {
         "run": "This is a training run's folder: `adapter/` holds the LoRA adapter, `merged/` the same model with "
-        "the adapter folded into the base weights, beside `metrics.json`, `history.jsonl` and plots.",
+        "the adapter folded into the base weights, beside `metrics.json`, `history.jsonl` and plots."
+        if lora
+        else "This is a training run's folder: `merged/` holds the fine-tuned model, beside `metrics.json`, "
+        "`history.jsonl` and plots.",
         "merged": "This is a plain `transformers` model: the LoRA adapter folded into the base model's weights, "
-        "with its tokenizer.",
+        "with its tokenizer."
+        if lora
+        else "This is a plain `transformers` model with its tokenizer: every weight of the base model fine-tuned.",
         "adapter": f"This is a LoRA adapter (with the trained classifier head), not a model on its own: load it on "
         f"top of the base model {base} with peft.",
         "onnx": "This is an ONNX export, served by ONNX Runtime without PyTorch.",
     }[kind]
-    title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + LoRA"
+    title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + {'LoRA' if lora else 'full fine-tuning'}"
     return f"""# Movie-review sentiment: {title}
 
-{_classifier(spec["labels"])} fine-tuned with LoRA by
+{_classifier(spec["labels"])} fine-tuned {"with LoRA" if lora else "in full (every weight trained)"} by
 `review_sentiment` {manifest.get("package_version", "")}. Reviews are cleaned (HTML removed,
 whitespace collapsed) and cut to {spec["max_length"]} tokens keeping the **{spec["truncation"]}** of long ones{_trained_length(manifest)}.
 

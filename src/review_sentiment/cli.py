@@ -138,9 +138,9 @@ def _add_training_commands(commands) -> None:
 
     p = commands.add_parser(
         "train",
-        help="fine-tune a BERT-family model with LoRA [train]",
-        description="Fine-tune with LoRA; writes adapter/, merged/, metrics.json, history.jsonl, plots and a "
-        "model card into --output. Resumable (--resume) and time-boxed (--time-limit). Needs the [train] extra.",
+        help="fine-tune a BERT-family model with LoRA (or every weight: --method full) [train]",
+        description="Fine-tune with LoRA (or every weight, --method full); writes adapter/ (LoRA only), merged/, "
+        "metrics.json, history.jsonl, plots and a model card into --output. Resumable (--resume) and time-boxed (--time-limit). Needs the [train] extra.",
     )
     add_config_arguments(p, TrainConfig)
     p.set_defaults(action=_train)

@@ -1,4 +1,4 @@
-"""Resumable checkpoints of a LoRA run: trainable weights, best weights, optimizer and RNG state."""
+"""Resumable checkpoints of a run: trainable weights (LoRA's, or all of them), best weights, optimizer and RNG state."""
 
 from __future__ import annotations
 

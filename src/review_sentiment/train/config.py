@@ -12,10 +12,15 @@ from ..errors import UserError
 from ..text import LABELS, TextSpec, Truncation
 
 # Options that may change between a run and its --resume without changing the result.
+LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 RESUME_FREE = {"resume", "overwrite", "time_limit", "stop_after_steps", "device", "log_every"}
 # A progress line at least this often, whatever --log-every says: on a CPU one step of a BERT-base can
 # take seconds, and 20 steps of silence look like a hang.
 LOG_SECONDS = 5.0
+# Peak learning rates by method: the adapters start from zero and want more than full fine-tuning, whose
+# every weight is already pretrained (benchmarks/bench_trials.py measures both on the same budget).
+LORA_LR = 3e-4
+FULL_LR = 5e-5
 
 
 @dataclass
@@ -53,7 +58,21 @@ class TrainConfig:
     epochs: float = field(default=3.0, metadata={"help": "passes over the training data (fractions allowed)"})
     batch_size: int = field(default=16, metadata={"help": "reviews per forward pass"})
     grad_accum: int = field(default=1, metadata={"help": "forward passes per optimizer step"})
-    lr: float = field(default=3e-4, metadata={"help": "peak learning rate (LoRA wants more than full fine-tuning)"})
+    method: Literal["lora", "full"] = field(
+        default="lora",
+        metadata={
+            "help": "'lora' trains low-rank adapters (and the classifier head) and merges them; 'full' trains every "
+            "weight of the base model (no adapter/, no merge; merged/ is the trained model)"
+        },
+    )
+    lr: float | None = field(
+        default=None,
+        metadata={"help": f"peak learning rate (default {LORA_LR:g} with LoRA, {FULL_LR:g} with --method full)"},
+    )
+    schedule: Literal["linear", "cosine", "constant"] = field(
+        default="linear",
+        metadata={"help": "learning rate after the warm-up: decays to 0 linearly or on a cosine, or stays"},
+    )
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps with linear warm-up"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
@@ -108,6 +127,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         self.output = Path(self.output)
+        if self.lr is None:  # resolved here, so a checkpoint records the rate it ran with
+            self.lr = FULL_LR if self.method == "full" else LORA_LR
         # Later stages re-create the validation split from the manifest, from any working folder.
         for name in ("dataset", "eval_file"):
             value = getattr(self, name)
@@ -131,6 +152,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
+        self._refuse_lora_options_with_full()
         labels = LABELS  # until the data says otherwise: the run's manifest records the labels it found
         if self.labels is not None:
             from ..labels import parse_labels  # here: labels imports numpy, and --help must not
@@ -142,6 +164,14 @@ class TrainConfig:
             self.spec = TextSpec(self.max_length, self.truncation, labels)
         except ValueError as error:
             raise UserError(str(error)) from error
+
+    def _refuse_lora_options_with_full(self) -> None:
+        if self.method != "full":
+            return
+        defaults = self.defaults()
+        given = [f"--{n.replace('_', '-')}" for n in LORA_OPTIONS if _plain(getattr(self, n)) != defaults[n]]
+        if given:
+            raise UserError(f"{', '.join(given)} only apply to --method lora; --method full trains every weight")
 
     def to_dict(self) -> dict:
         """The options as a checkpoint's state.json records them (paths as strings)."""
@@ -160,6 +190,7 @@ class TrainConfig:
                 found[option.name] = _plain(option.default)
             elif option.default_factory is not MISSING:
                 found[option.name] = _plain(option.default_factory())
+        found["lr"] = LORA_LR  # what an option-less run resolves to (runs before --method were all LoRA)
         return found
 
 

@@ -1,5 +1,6 @@
 """The end of a run: best weights → adapter/, validation report and plots, merged/ (checked against the
-adapter), the training manifest that export reads, and model cards."""
+adapter), the training manifest that export reads, and model cards. A full fine-tuning run has no adapter:
+its merged/ is the trained model itself."""
 
 from __future__ import annotations
 
@@ -45,29 +46,34 @@ def finish(run: Run, state: TrainState) -> Path:
     if run.best is not None:
         load_trainable(run.model, run.best, cfg.output / "checkpoint" / "best.safetensors")
     run.model.eval()
-    _save_adapter(run)
+    lora = cfg.method == "lora"
+    trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)  # before the merge unwraps
+    if lora:
+        _save_adapter(run)
     logits = predict_logits(run.model, run.val_ids, run.encoder.pad_id, run.device, cfg.eval_batch_size)
     labels = run.val_set.labels
     after = probabilities(cross_fitted(logits, labels))  # the curve and figures a fitted temperature gives
-    title = f"{cfg.base_model} + LoRA, validation"
+    title = f"{cfg.base_model} + {'LoRA' if lora else 'full fine-tuning'}, validation"
     metrics = write_report(labels, probabilities(logits), cfg.output, title, after, run.labels)
     metrics["calibration"] = calibrate(logits, labels)
     if metrics["warning"]:
         log.warning("!!! %s", metrics["warning"])
     metrics["val_loss"] = cross_entropy(logits, run.val_set.labels)
     plot_training_curves(cfg.output / "history.jsonl", cfg.output / "training_curves.png", len(run.labels))
-    merged, merge_gap = _merge_checked(run)
+    merged, merge_gap = _merge_checked(run) if lora else (run.model.to(torch.device("cpu"), torch.float32), None)
     merge_failure = _merge_failure(merge_gap)
     if merge_failure:
         log.error("!!! %s", merge_failure)  # everything is still written: the run is not lost to the check
         metrics["warning"] = "; ".join(w for w in (metrics["warning"], merge_failure) if w)
-    metrics["training"] = _training_facts(run, state, merge_gap)
+    metrics["training"] = _training_facts(run, state, merge_gap, trainable)
     (cfg.output / "metrics.json").write_text(json.dumps(metrics, indent=2))
     manifest = _manifest(run, metrics)
-    (cfg.output / "adapter" / TRAINING_MANIFEST).write_text(json.dumps(manifest, indent=2))
+    if lora:
+        (cfg.output / "adapter" / TRAINING_MANIFEST).write_text(json.dumps(manifest, indent=2))
     save_merged(merged, run.tokenizer, cfg.output / "merged", manifest)
     # adapter/README.md replaces the boilerplate peft wrote, which names the base by this machine's path.
-    for folder, kind in ((cfg.output, "run"), (cfg.output / "merged", "merged"), (cfg.output / "adapter", "adapter")):
+    folders = [(cfg.output, "run"), (cfg.output / "merged", "merged")] + [(cfg.output / "adapter", "adapter")] * lora
+    for folder, kind in folders:
         write_model_card(folder / "README.md", manifest, kind, training_card_metrics(manifest))
     auc = "ROC-AUC" if len(run.labels) == 2 else "ROC-AUC macro one-vs-rest"
     ordinal = f", MAE {metrics['mean_absolute_error']:.3f}" if "mean_absolute_error" in metrics else ""
@@ -107,14 +113,17 @@ def _merge_checked(run: Run) -> tuple[PreTrainedModel, float]:
     return merged, float((before - after).abs().max())
 
 
-def _merge_failure(gap: float) -> str | None:
-    if gap <= MERGE_ATOL:
+def _merge_failure(gap: float | None) -> str | None:
+    if gap is None or gap <= MERGE_ATOL:
         return None
     return f"merged/ does not match adapter/: their logits differ by {gap:.2e} (more than {MERGE_ATOL:g})"
 
 
-def _training_facts(run: Run, state: TrainState, merge_gap: float) -> dict:
+def _training_facts(run: Run, state: TrainState, merge_gap: float | None, trainable: int) -> dict:
+    """What the run did; the merge figures are None for full fine-tuning, which has nothing to merge."""
     return {
+        "method": run.cfg.method,
+        "trainable_parameters": trainable,
         "device": str(run.device),
         "dtype": dtype_name(run.amp_dtype),
         "steps": state.step,
@@ -124,7 +133,7 @@ def _training_facts(run: Run, state: TrainState, merge_gap: float) -> dict:
         "train_seconds": round(state.train_seconds, 1),
         "reviews_per_second": round(state.reviews_seen / max(state.train_seconds, 1e-9), 2),
         "merge_max_abs_logit_diff": merge_gap,  # measured on CPU in fp32
-        "merge_check_passed": merge_gap <= MERGE_ATOL,
+        "merge_check_passed": None if merge_gap is None else merge_gap <= MERGE_ATOL,
         "torch_version": torch.__version__,
     }
 

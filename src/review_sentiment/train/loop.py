@@ -1,7 +1,7 @@
-"""LoRA fine-tuning with a plain PyTorch loop: `train(cfg) -> Path`.
+"""Fine-tuning (LoRA, or every weight with `--method full`) with a plain PyTorch loop: `train(cfg) -> Path`.
 
-Why not `transformers.Trainer`: exact resume (RNG state and position inside the epoch), LoRA-only
-checkpoints, time-boxed runs and length-grouped batching are each a few lines here, while Trainer
+Why not `transformers.Trainer`: exact resume (RNG state and position inside the epoch), checkpoints
+of the trainable weights only, time-boxed runs and length-grouped batching are each a few lines here, while Trainer
 would bring accelerate and callbacks for the same; on CPU and one GPU this loop is as fast.
 """
 
@@ -43,7 +43,7 @@ class Meter:
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Fine-tune `cfg.base_model` with LoRA; write adapter/, merged/, metrics, plots and a card."""
+    """Fine-tune `cfg.base_model` (LoRA or full); write adapter/ (LoRA), merged/, metrics, plots and a card."""
     prepare_output(cfg)
     # Before `setup`, which is where CUDA starts: cuBLAS reads its workspace setting once.
     with deterministic_kernels(cfg.deterministic):

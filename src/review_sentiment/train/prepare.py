@@ -1,4 +1,4 @@
-"""Everything before the first step of a run: the output folder, data, tokens, the LoRA model, the optimizer,
+"""Everything before the first step of a run: the output folder, data, tokens, the model, the optimizer,
 and the state of a resumed run."""
 
 from __future__ import annotations
@@ -236,7 +236,7 @@ def deterministic_kernels(enabled: bool) -> Iterator[None]:
 
 
 def setup(cfg: TrainConfig) -> Run:
-    """Data, tokens, the LoRA model, optimizer and schedule: everything `_loop` needs."""
+    """Data, tokens, the model (LoRA-wrapped, or whole), optimizer and schedule: everything `_loop` needs."""
     device = pick_device(cfg.device)
     amp_dtype = _resumed_dtype(cfg, device) if cfg.resume else autocast_dtype(device, cfg.precision)
     train_set, val_set = _load_data(cfg)
@@ -248,7 +248,9 @@ def setup(cfg: TrainConfig) -> Run:
     limit = getattr(base.config, "max_position_embeddings", None)
     if limit and cfg.max_length > limit:
         raise UserError(f"--max-length {cfg.max_length} is more than {cfg.base_model} can read ({limit} positions)")
-    model = add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets).to(device)
+    model = (
+        base if cfg.method == "full" else add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
+    ).to(device)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     share = 100 * trainable / sum(p.numel() for p in model.parameters())
     log.info("device %s, %s; %d trainable parameters (%.2f%%)", device, amp_dtype or torch.float32, trainable, share)
@@ -264,14 +266,16 @@ def setup(cfg: TrainConfig) -> Run:
 
 
 def _optimizer(cfg: TrainConfig, model: torch.nn.Module, total_steps: int):
-    """AdamW (no decay on biases and LayerNorm) with linear warm-up and decay."""
-    from transformers import get_linear_schedule_with_warmup
+    """AdamW (no decay on biases and LayerNorm) with linear warm-up, then the schedule `cfg.schedule`."""
+    from transformers import get_scheduler
 
     decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
     groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     optimizer = torch.optim.AdamW(groups, lr=cfg.lr)
-    return optimizer, get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps), total_steps)
+    schedule = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}[cfg.schedule]
+    warmup = int(cfg.warmup_ratio * total_steps)
+    return optimizer, get_scheduler(schedule, optimizer, num_warmup_steps=warmup, num_training_steps=total_steps)
 
 
 def _loss(cfg: TrainConfig, train_set: Reviews, device: torch.device) -> torch.nn.Module:

@@ -1,0 +1,125 @@
+"""python benchmarks/bench_trials.py --dataset ../shared/data/imdb_train.parquet --reviews 4000
+
+Training choices for the default model, each on the same fixed budget: the bundled MiniLM-L6 sees the
+same number of training reviews (`--reviews`, drawn by the trainer's seeded shuffle of its training
+split) at 256 tokens, bf16, batch 16, and is judged once at the end on all of the trainer's seeded
+stratified 10% hold-out. The budget is counted in reviews, not minutes, so that the table does not
+depend on what else the machine runs; the seconds each trial took are reported beside it. Trials: the
+product's LoRA defaults, attention-only LoRA, LoRA rank 8 and 64, three learning rates, a cosine
+schedule, and full fine-tuning of every weight at two learning rates.
+
+Each run's folder (`--work`, not committed) keeps its metrics.json, and a copy goes to
+benchmarks/results/trials/; a trial whose metrics.json exists with the same command is not run again,
+so the script can be stopped and started (a started trial resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+from bench_common import cpu_model, write_report  # this folder is on sys.path when run as a script
+
+from review_sentiment.cli import main as sentiment
+
+ATTENTION_ONLY = "query,key,value,attention.output.dense"
+TRIALS = {
+    "lora (defaults)": [],
+    "lora, attention only": ["--lora-targets", *ATTENTION_ONLY.split(",")],
+    "lora, rank 8": ["--lora-r", "8", "--lora-alpha", "16"],
+    "lora, rank 64": ["--lora-r", "64", "--lora-alpha", "128"],
+    "lora, lr 1e-4": ["--lr", "1e-4"],
+    "lora, lr 1e-3": ["--lr", "1e-3"],
+    "lora, cosine": ["--schedule", "cosine"],
+    "full, lr 5e-5": ["--method", "full", "--lr", "5e-5"],
+    "full, lr 1e-4": ["--method", "full", "--lr", "1e-4"],
+}
+
+
+def slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name).strip("-").replace("--", "-")
+
+
+def train_command(data: Path, output: Path, epochs: float, extra: list[str], time_limit: float) -> list[str]:
+    return [
+        "train",
+        *("--base-model", "minilm", "--dataset", str(data), "--output", str(output)),
+        *("--epochs", f"{epochs:.4f}", "--batch-size", "16", "--precision", "bf16", "--seed", "42"),
+        *("--eval-every", "0", "--patience", "0", "--checkpoint-every", "50", "--log-every", "50"),
+        *("--time-limit", f"{time_limit:g}"),
+        *extra,
+    ]
+
+
+def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) -> dict:
+    output = args.work / slug(name)
+    command = train_command(data, output, args.reviews / train_rows, TRIALS[name], args.time_limit)
+    stamp = args.work / f"{slug(name)}.command.json"  # beside the run: the trainer wants its folder new
+    done = (output / "metrics.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == command
+    if not done:
+        resume = stamp.is_file() and json.loads(stamp.read_text()) == command and (output / "checkpoint").is_dir()
+        if output.exists() and not resume:
+            shutil.rmtree(output)
+        stamp.write_text(json.dumps(command))
+        print(f"[{name}] sentiment " + " ".join(command), flush=True)
+        assert sentiment([*command, "--resume"] if resume else command) == 0
+    metrics = json.loads((output / "metrics.json").read_text())
+    kept = args.out.parent / "trials" / f"{slug(name)}.metrics.json"
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(output / "metrics.json", kept)
+    training = metrics["training"]
+    return {
+        "trial": name,
+        "options": " ".join(TRIALS[name]) or "(defaults)",
+        "accuracy": metrics["accuracy"],
+        "macro_f1": metrics["macro_f1"],
+        "roc_auc": metrics["roc_auc"],
+        "ece": metrics["ece"],
+        "val_loss": metrics["val_loss"],
+        "validation_reviews": metrics["count"],
+        "trainable_parameters": training.get("trainable_parameters"),
+        "train_seconds": training["train_seconds"],
+        "steps": training["steps"],
+        "stop_reason": training["stop_reason"],
+        "metrics_file": str(kept),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--reviews", type=int, default=4000, help="training reviews per trial (the budget)")
+    parser.add_argument("--time-limit", type=float, default=45.0, help="minutes; stops a trial far slower than usual")
+    parser.add_argument("--work", type=Path, default=Path("runs/trials"), help="run folders (not committed)")
+    parser.add_argument("--trials", nargs="+", default=list(TRIALS), choices=list(TRIALS))
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/trials.json"))
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    train_rows = _train_rows(args.dataset)
+    previous = json.loads(args.out.read_text())["results"] if args.out.is_file() else []
+    rows = {row["trial"]: row for row in previous if row["trial"] in TRIALS}
+    for name in args.trials:
+        rows[name] = run_trial(name, args.dataset, args, train_rows)
+        report = {
+            "date": time.strftime("%Y-%m-%d"),
+            "machine": cpu_model(),
+            "training_reviews": args.reviews,
+            "dataset": str(args.dataset),
+            "results": [rows[n] for n in TRIALS if n in rows],
+        }
+        write_report(args.out, report)
+
+
+def _train_rows(dataset: Path) -> int:
+    """Rows in the trainer's training split: 90% of the distinct non-empty reviews (its 10% hold-out aside)."""
+    frame = pd.read_parquet(dataset, columns=["text"])
+    distinct = frame["text"].dropna().str.strip().replace("", None).dropna().drop_duplicates()
+    return len(distinct) - round(len(distinct) * 0.1)
+
+
+if __name__ == "__main__":
+    main()
