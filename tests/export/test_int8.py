@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from review_sentiment.cli import main
+from review_sentiment.export.quantize import float_matmuls
 from review_sentiment.scorer import Scorer
 
 from ..conftest import toy_reviews
@@ -90,6 +91,45 @@ def test_fused_graphs_quantize(trained_run, tmp_path, optimize, mode):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["optimization"] == optimize and manifest["int8"]["mode"] == mode
     assert manifest["export_check"]["variants"][-1]["agreement"] >= 0.9
+    if mode == "static":
+        # Every weight MatMul int8 with int8 input, query/key/value included (they used to stay float:
+        # the quantizer could not type the fused graph's tensors and skipped them).
+        ops = _runtime_ops(out / "model.onnx", tmp_path / "runtime.onnx")
+        assert float_matmuls(out / "model.onnx") == [] and ops["MatMulIntegerToFloat"] == 12
+        assert ops["MultiHeadAttention"] == 2 and ops["Attention"] == 0
+        texts = [*toy_reviews(20, seed=13)["review"].tolist(), "great", "awful dull"]
+        (alone, batched, shuffled), _ = _scores_alone_batched_and_shuffled(out, texts)
+        assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
+
+
+def _runtime_ops(model_file, saved):
+    """The operators ONNX Runtime runs for `model_file` (after its own fusions), by type."""
+    from collections import Counter
+
+    import onnx
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(saved)
+    ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    return Counter(node.op_type for node in onnx.load(saved).graph.node)
+
+
+@pytest.mark.parametrize("quantize", ["none", "int8"])
+def test_fused_attention_honours_a_mask_with_holes(trained_run, exported, tmp_path, quantize):
+    """The explainer masks words in the middle of a review; fused attention must mask those tokens, not
+    read the mask as a row length (ONNX Runtime's default mask index)."""
+    out = tmp_path / "O2"
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--optimize", "O2"]
+    assert main([*args, "--quantize", quantize, "--validation-samples", "40"]) == 0
+    fused, plain = Scorer.load(out), Scorer.load(exported[quantize])
+    ids = fused.encoder.encode([" ".join(toy_reviews(8, seed=14)["review"])])[0]
+    masks = np.ones((4, len(ids)), dtype=np.int64)
+    for row, (start, stop) in enumerate([(1, 4), (5, 12), (2, 3), (len(ids) - 3, len(ids) - 1)]):
+        masks[row, start:stop] = 0
+    assert np.abs(fused.run_masked(ids, masks) - plain.run_masked(ids, masks)).max() <= (
+        1e-4 if quantize == "none" else 0.05
+    )
 
 
 def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):

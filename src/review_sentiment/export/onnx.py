@@ -69,8 +69,13 @@ def onnx_export(merged: Path, out: Path, opset: int | None) -> Path:
     return out / MODEL_FILE
 
 
-def optimize(folder: Path, level: str, fp16: bool, out: Path) -> Path:
+def optimize(folder: Path, level: str, fp16: bool, out: Path, for_int8: bool = False) -> Path:
     """ORTOptimizer at `level`; for fp16 (GPU serving) with Python fusions only.
+
+    Attention is fused with the raw 0/1 mask: the default mask index (each row's length) would read an
+    explanation's occlusion mask, with tokens masked in the middle, as a shorter review. For int8 the fused
+    op is MultiHeadAttention, which leaves the query, key and value projections as MatMuls the quantizer
+    can reach (Attention packs them into a weight of its own that stays float).
 
     Optimum's GPU path runs ONNX Runtime's offline optimizer with `use_gpu=True`, which on a machine
     without CUDA silently optimizes for the CPU provider and can leave CPU-only nodes in a graph meant
@@ -82,6 +87,7 @@ def optimize(folder: Path, level: str, fp16: bool, out: Path) -> Path:
     from optimum.onnxruntime import AutoOptimizationConfig, ORTOptimizer
 
     config = AutoOptimizationConfig.with_optimization_level(level, for_gpu=fp16, fp16=fp16)
+    config = replace(config, use_raw_attention_mask=True, use_multi_head_attention=for_int8)
     if fp16:
         config = replace(config, optimization_level=0)
     ORTOptimizer.from_pretrained(folder, file_names=[MODEL_FILE]).optimize(config, save_dir=out, file_suffix=None)

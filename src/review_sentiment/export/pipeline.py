@@ -170,7 +170,7 @@ def _variant(
     """The folder of the variant asked for: optimized and/or quantized from fp32 (updates `manifest`)."""
     final_dir = fp32_dir
     if cfg.optimize != "none":
-        optimize(final_dir, cfg.optimize, cfg.quantize == "fp16", scratch / "optimized")
+        optimize(final_dir, cfg.optimize, cfg.quantize == "fp16", scratch / "optimized", cfg.quantize == "int8")
         manifest.update(optimization=cfg.optimize, quantization="fp16" if cfg.quantize == "fp16" else "none")
         final_dir = stage_folder(scratch / "optimized" / MODEL_FILE, merged, scratch / "optimized", manifest)
     if cfg.quantize == "int8":
