@@ -42,9 +42,14 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 def model_flops(config: dict, lengths: list[int]) -> float:
     """Forward FLOPs of a BERT encoder on these padded sequence lengths (linear layers + attention)."""
+    return sum(flops_by_part(config, lengths))
+
+
+def flops_by_part(config: dict, lengths: list[int]) -> tuple[float, float]:
+    """(linear layers, attention's two products of activations): FLOPs of a BERT encoder on these lengths."""
     hidden, layers, inter = config["hidden_size"], config["num_hidden_layers"], config["intermediate_size"]
     per_token_linear = 2 * layers * (4 * hidden * hidden + 2 * hidden * inter)
-    return float(sum(per_token_linear * t + 4 * layers * t * t * hidden for t in lengths))
+    return float(sum(per_token_linear * t for t in lengths)), float(sum(4 * layers * t * t * hidden for t in lengths))
 
 
 def timed(label: str, fn, texts: list[str]) -> dict:

@@ -43,9 +43,11 @@ def test_int8_table_shares_and_ratios(monkeypatch):
         {"variant": "int8 static QDQ", "accuracy": 0.895, "reviews_per_s": 100.0},
     ]
     limits = {"fp32_matmul_gops": 200.0, "int8_matmulinteger_gops": 1000.0}
-    fp32, int8 = _script("bench_int8").report_rows(rows, limits, flops_per_review=2e9)
+    fp32, int8 = _script("bench_int8").report_rows(rows, limits, flops=(1.6e9, 0.4e9))
     assert fp32["share_of_ceiling"] == 0.5 and int8["share_of_ceiling"] == 0.2  # 100 and 200 GFLOP/s
     assert int8["speed_vs_fp32"] == 2.0 and int8["accuracy_vs_fp32_points"] == -0.5
+    # The mix's bound: 1.6 GFLOP at 1000/s and 0.4 at 200/s take 3.6 ms a review, 277.8 reviews/s; 100 is 36%.
+    assert int8["share_of_mixed_bound"] == 0.36 and "share_of_mixed_bound" not in fp32
 
 
 def test_sections_without_new_measurements_are_kept_as_they_were(tmp_path):
