@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import time
 from pathlib import Path
@@ -81,12 +82,21 @@ def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) 
         "ece": metrics["ece"],
         "val_loss": metrics["val_loss"],
         "validation_reviews": metrics["count"],
-        "trainable_parameters": training.get("trainable_parameters"),
+        "trainable_parameters": training.get("trainable_parameters") or _adapter_parameters(output),
         "train_seconds": training["train_seconds"],
         "steps": training["steps"],
         "stop_reason": training["stop_reason"],
         "metrics_file": str(kept),
     }
+
+
+def _adapter_parameters(output: Path) -> int:
+    """What a LoRA run trained, counted from its saved adapter (LoRA matrices and the classifier head), for
+    runs from before metrics.json recorded it."""
+    from safetensors import safe_open
+
+    with safe_open(output / "adapter" / "adapter_model.safetensors", "np") as weights:
+        return sum(math.prod(weights.get_slice(name).get_shape()) for name in weights.keys())  # noqa: SIM118 (not a dict)
 
 
 def main() -> None:
