@@ -199,3 +199,32 @@ def test_the_card_gives_the_calibration_error_even_without_a_temperature():
     line = _calibration_line({**kept, "ece_before": 0.0174, "brier_before": 0.0653, "reviews": 1000})
     assert line.startswith("Confidence is not rescaled (temperature 1): a temperature does not improve")
     assert "Expected calibration error (15 bins) 0.0174, Brier score 0.0653 on 1000 validation reviews." in line
+
+
+def test_calibration_in_strides_gives_the_ranges_of_one_pass(exported, tmp_path, monkeypatch):
+    """The quantizer reads calibration reviews 16 at a time (a histogram method held every activation of all
+    of them at once: 20 GB for 256 reviews); MinMax ranges merged stride by stride equal one pass's."""
+    import onnx
+
+    from review_sentiment.export import quantize
+
+    scorer = Scorer.load(exported["none"])
+    ids = scorer.encoder.encode(toy_reviews(40, seed=15)["review"].tolist())
+    assert quantize._strides(40) == {"CalibStridedMinMax": 10} and quantize._strides(17) == {"CalibStridedMinMax": 1}
+    ranges, set_range = [], quantize._Calibration.set_range
+    monkeypatch.setattr(
+        quantize._Calibration,
+        "set_range",
+        lambda self, start_index, end_index: (
+            ranges.append((start_index, end_index)),
+            set_range(self, start_index, end_index),
+        ),
+    )
+    strided = quantize.quantize_static_int8(exported["none"], "avx512vnni", True, tmp_path / "strided", ids)
+    assert ranges == [(0, 10), (10, 20), (20, 30), (30, 40)]
+    monkeypatch.setattr(quantize, "CALIBRATION_STRIDE", 40)  # one stride of all 40: one pass
+    whole = quantize.quantize_static_int8(exported["none"], "avx512vnni", True, tmp_path / "whole", ids)
+    scales = lambda path: {  # noqa: E731
+        i.name: onnx.numpy_helper.to_array(i).tolist() for i in onnx.load(path).graph.initializer if "scale" in i.name
+    }
+    assert scales(strided) == scales(whole) and len(scales(whole)) > 20

@@ -98,18 +98,31 @@ def _float_outputs(fmt: Int8Format) -> dict:
     return {"OpTypesToExcludeOutputQuantization": ["MatMul"]} if fmt == "qdq" else {}
 
 
+# Calibration reviews the quantizer holds at once (its strides): a histogram method keeps every activation of
+# every review it has read until it builds its histograms, and 256 reviews at 256 tokens took 20 GB.
+CALIBRATION_STRIDE = 16
+
+
 class _Calibration:
-    """Calibration reviews one at a time. MinMax needs no padding (pad positions never widen a range); the
-    histogram methods stack every feed, so there each review is padded (masked) to one common length."""
+    """Calibration reviews one at a time, in strides the quantizer asks for with `set_range`. MinMax needs no
+    padding (pad positions never widen a range); the histogram methods stack every feed, so there each
+    review is padded (masked) to one common length."""
 
     def __init__(
         self, ids: Sequence[Sequence[int]], input_names: Sequence[str], pad_to: int | None, pad_id: int
     ) -> None:
         self.ids, self.input_names, self.pad_to, self.pad_id = ids, set(input_names), pad_to, pad_id
         self._rows: Iterator[dict] | None = None
+        self._range = (0, len(ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self._range, self._rows = (start_index, end_index), None
 
     def _feeds(self) -> Iterator[dict]:
-        for row in self.ids:
+        for row in self.ids[slice(*self._range)]:
             width = self.pad_to or len(row)
             ids = np.full((1, width), self.pad_id, dtype=np.int64)
             ids[0, : len(row)] = row
@@ -125,6 +138,13 @@ class _Calibration:
 
     def rewind(self) -> None:
         self._rows = None
+
+
+def _strides(reviews: int) -> dict:
+    """The quantizer's option to read calibration reviews in strides, each merged into the ranges (the same
+    MinMax ranges as one pass) or histograms so far, so memory stays bounded; a stride divides the count."""
+    stride = max(d for d in range(1, min(CALIBRATION_STRIDE, reviews) + 1) if reviews % d == 0)
+    return {"CalibStridedMinMax": stride}
 
 
 def quantize_static_int8(
@@ -170,7 +190,7 @@ def quantize_static_int8(
             "entropy": CalibrationMethod.Entropy,
             "percentile": CalibrationMethod.Percentile,
         }[method],
-        extra_options={**_options(), "MatMulConstBOnly": True, **_float_outputs(fmt)},
+        extra_options={**_options(), "MatMulConstBOnly": True, **_float_outputs(fmt), **_strides(len(calibration_ids))},
     )
     if source != folder / MODEL_FILE:
         source.unlink()  # the typed copy
