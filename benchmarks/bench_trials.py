@@ -9,8 +9,9 @@ product's LoRA defaults, attention-only LoRA, LoRA rank 8 and 64, three learning
 schedule, and full fine-tuning of every weight at two learning rates.
 
 Each run's folder (`--work`, not committed) keeps its metrics.json, and a copy goes to
-benchmarks/results/trials/; a trial whose metrics.json exists with the same command is not run again,
-so the script can be stopped and started (a started trial resumes from its checkpoint).
+benchmarks/results/trials/. A trial that completed with the same command is not run again, and one that
+was stopped (Ctrl-C, --time-limit) is resumed from its checkpoint, never reported: the script can be
+stopped and started. Rows measured with another budget or dataset are measured again.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bench_common import cpu_model, write_report  # this folder is on sys.path w
 
 from review_sentiment.cli import main as sentiment
 
+BATCH = 16
 ATTENTION_ONLY = "query,key,value,attention.output.dense"
 TRIALS = {
     "lora (defaults)": [],
@@ -49,7 +51,7 @@ def train_command(data: Path, output: Path, epochs: float, extra: list[str], tim
     return [
         "train",
         *("--base-model", "minilm", "--dataset", str(data), "--output", str(output)),
-        *("--epochs", f"{epochs:.4f}", "--batch-size", "16", "--precision", "bf16", "--seed", "42"),
+        *("--epochs", f"{epochs:.4f}", "--batch-size", str(BATCH), "--precision", "bf16", "--seed", "42"),
         *("--eval-every", "0", "--patience", "0", "--checkpoint-every", "50", "--log-every", "50"),
         *("--time-limit", f"{time_limit:g}"),
         *extra,
@@ -60,14 +62,18 @@ def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) 
     output = args.work / slug(name)
     command = train_command(data, output, args.reviews / train_rows, TRIALS[name], args.time_limit)
     stamp = args.work / f"{slug(name)}.command.json"  # beside the run: the trainer wants its folder new
-    done = (output / "metrics.json").is_file() and stamp.is_file() and json.loads(stamp.read_text()) == command
-    if not done:
-        resume = stamp.is_file() and json.loads(stamp.read_text()) == command and (output / "checkpoint").is_dir()
+    same = stamp.is_file() and json.loads(stamp.read_text()) == command
+    if not (same and _stop_reason(output) == "completed"):
+        # A run stopped by --time-limit or Ctrl-C has a metrics.json too: it is resumed, never reported.
+        resume = same and (output / "checkpoint").is_dir()
         if output.exists() and not resume:
             shutil.rmtree(output)
         stamp.write_text(json.dumps(command))
         print(f"[{name}] sentiment " + " ".join(command), flush=True)
-        assert sentiment([*command, "--resume"] if resume else command) == 0
+        if sentiment([*command, "--resume"] if resume else command) != 0:
+            raise SystemExit(f"[{name}] training failed")
+        if _stop_reason(output) != "completed":
+            raise SystemExit(f"[{name}] stopped early ({_stop_reason(output)}): run the script again to resume it")
     metrics = json.loads((output / "metrics.json").read_text())
     kept = args.out.parent / "trials" / f"{slug(name)}.metrics.json"
     kept.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +91,17 @@ def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) 
         "trainable_parameters": training.get("trainable_parameters") or _adapter_parameters(output),
         "train_seconds": training["train_seconds"],
         "steps": training["steps"],
+        "reviews_seen": training["steps"] * BATCH,  # every step a full batch: less than one epoch
         "stop_reason": training["stop_reason"],
+        "training_reviews": args.reviews,
+        "dataset": str(data),
         "metrics_file": str(kept),
     }
+
+
+def _stop_reason(output: Path) -> str | None:
+    metrics = output / "metrics.json"
+    return json.loads(metrics.read_text())["training"]["stop_reason"] if metrics.is_file() else None
 
 
 def _adapter_parameters(output: Path) -> int:
@@ -111,7 +125,9 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     train_rows = _train_rows(args.dataset)
     previous = json.loads(args.out.read_text())["results"] if args.out.is_file() else []
-    rows = {row["trial"]: row for row in previous if row["trial"] in TRIALS}
+    # Rows of another budget or dataset would be labelled with this run's: they are measured again.
+    same_budget = lambda row: (row.get("training_reviews"), row.get("dataset")) == (args.reviews, str(args.dataset))  # noqa: E731
+    rows = {row["trial"]: row for row in previous if row["trial"] in TRIALS and same_budget(row)}
     for name in args.trials:
         rows[name] = run_trial(name, args.dataset, args, train_rows)
         report = {

@@ -272,9 +272,11 @@ def trials_section(trials: dict) -> list[str]:
 
 
 def _trials_text(trials: dict) -> list[str]:
+    first = trials["results"][0]
     lines = [
-        f"The bundled MiniLM-L6 trained on the same {trials['training_reviews']:,} training reviews in every trial (one "
-        "pass, the trainer's seeded shuffle; bf16, head+tail 256 tokens, batch 16, linear warm-up over 6% of steps), "
+        f"The bundled MiniLM-L6 trained on the same {first['reviews_seen']:,} training reviews in every trial "
+        f"({first['steps']} steps of 16, the budget of `--reviews {trials['training_reviews']}` rounded up to whole "
+        "steps; one pass in the trainer's seeded shuffle; bf16, head+tail 256 tokens, linear warm-up over 6% of steps), "
         f"judged once at the end in fp32 on all of the trainer's seeded stratified 10% hold-out, on {trials['machine']}. "
         "LoRA defaults: rank 16, alpha 32, every attention and feed-forward linear, rate 3e-4, linear decay. "
         "Seconds are wall time while other work shared the 2 cores: compare them only loosely.",
@@ -283,6 +285,8 @@ def _trials_text(trials: dict) -> list[str]:
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for r in trials["results"]:
+        if (r["steps"], r["stop_reason"]) != (first["steps"], "completed"):
+            raise ValueError(f"trial {r['trial']!r} ran {r['steps']} steps ({r['stop_reason']}): not the same budget")
         lines.append(
             f"| {r['trial']} | `{r['options']}` | {r['trainable_parameters']:,} | {r['accuracy']:.2%} | "
             f"{r['macro_f1']:.4f} | {r['roc_auc']:.4f} | {r['ece']:.3f} | {r['val_loss']:.3f} | {r['train_seconds']:.0f} |"

@@ -57,9 +57,10 @@ def folder_kind(folder: Path) -> str:
         return "onnx"
     if not (folder / TRAINING_MANIFEST).is_file():
         if (folder / "merged").is_dir() or (folder / "adapter").is_dir():
+            adapter = " or its adapter/ (the LoRA adapter)" if (folder / "adapter").is_dir() else ""
             raise UserError(
-                f"{folder} is a training run's folder: push its merged/ (a plain transformers model) or its "
-                "adapter/ (the LoRA adapter), or an ONNX export of it"
+                f"{folder} is a training run's folder: push its merged/ (a plain transformers model){adapter}, "
+                "or an ONNX export of it"
             )
         raise UserError(_NOT_A_MODEL.format(folder=folder))
     kind = "adapter" if (folder / "adapter_config.json").is_file() else "merged"

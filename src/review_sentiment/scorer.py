@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Optimization levels that fuse attention; exports from before the fused op read the 0/1 mask lack
+# manifest["attention_mask"] == "raw".
+FUSED_ATTENTION = ("O2", "O3", "O4")
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -111,6 +115,12 @@ class Scorer:
         if not calibrated:
             scorer.temperature = 1.0
         log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)
+        if manifest.get("optimization") in FUSED_ATTENTION and manifest.get("attention_mask") != "raw":
+            log.warning(
+                "%s was exported with attention fused on each row's length, not its mask: a word masked in the middle "
+                "(the app's explanations) is not masked there. Export it again to explain with it.",
+                folder,
+            )
         return scorer
 
     @property

@@ -130,6 +130,22 @@ def test_fused_attention_honours_a_mask_with_holes(trained_run, exported, tmp_pa
     assert np.abs(fused.run_masked(ids, masks) - plain.run_masked(ids, masks)).max() <= (
         1e-4 if quantize == "none" else 0.05
     )
+    assert fused.manifest["attention_mask"] == "raw"
+
+
+def test_an_export_fused_on_row_lengths_is_named_when_loaded(exported, tmp_path, caplog):
+    """Exports made before the fix read a mask with holes as a row length; loading one says so."""
+    import shutil
+
+    old = tmp_path / "old-O2"
+    shutil.copytree(exported["none"], old)
+    manifest = json.loads((old / "manifest.json").read_text())
+    (old / "manifest.json").write_text(json.dumps({**manifest, "optimization": "O2"}))
+    Scorer.load(old)
+    assert "attention fused on each row's length, not its mask" in caplog.text
+    caplog.clear()
+    Scorer.load(exported["none"])
+    assert "row's length" not in caplog.text
 
 
 def test_qoperator_format_is_batch_independent_too(trained_run, tmp_path):
@@ -228,3 +244,19 @@ def test_calibration_in_strides_gives_the_ranges_of_one_pass(exported, tmp_path,
         i.name: onnx.numpy_helper.to_array(i).tolist() for i in onnx.load(path).graph.initializer if "scale" in i.name
     }
     assert scales(strided) == scales(whole) and len(scales(whole)) > 20
+
+
+def test_a_static_export_that_leaves_weights_in_float_fails_in_one_line(trained_run, tmp_path, monkeypatch, capsys):
+    """Without typing the fused graph first, the quantizer skips what it cannot type (the old O2 + int8)."""
+    from review_sentiment.export import quantize
+
+    monkeypatch.setattr(quantize, "typed_graph", lambda source, out: source)
+    out = tmp_path / "O2"
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--optimize", "O2", "--quantize", "int8"]
+    assert main([*args, "--validation-samples", "40"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: static int8 left 9 weight MatMuls of this graph in float (")
+    assert error.endswith(
+        ", ...): the model would run slower than fp32. Export without --optimize, or with --int8-mode dynamic"
+    )
+    assert not out.exists()

@@ -51,7 +51,7 @@ def test_full_fine_tuning_trains_every_weight_and_writes_a_plain_model(full_run,
 def test_full_run_cards_say_what_was_trained(full_run):
     for folder in (full_run, full_run / "merged"):
         card = (folder / "README.md").read_text()
-        assert "full fine-tuning" in card and "LoRA" not in card and "lora" not in card.split("---")[1]
+        assert "full fine-tuning" in card and "lora" not in card.lower()  # no LoRA tag, option or wording
 
 
 def test_a_full_run_exports_and_scores(full_run, tmp_path):
@@ -76,9 +76,12 @@ def test_lora_options_with_full_are_refused(tiny_base, toy_csv, tmp_path, capsys
     args = [*train_args(tiny_base, toy_csv, tmp_path / "out"), "--method", "full"]
     assert main(args) == 2
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
-        "error: --lora-r, --lora-alpha only apply to --method lora; --method full trains every weight"
+        "error: --lora-r, --lora-alpha apply only to --method lora; --method full trains every weight"
     )
     assert not (tmp_path / "out").exists()
+    # Given at its LoRA default, an option is still given, and still refused.
+    assert main([*full_args(tiny_base, toy_csv, tmp_path / "out"), "--lora-dropout", "0.1"]) == 2
+    assert "error: --lora-dropout applies only to --method lora" in capsys.readouterr().err
 
 
 def test_the_default_learning_rate_follows_the_method():

@@ -172,6 +172,7 @@ def _variant(
     if cfg.optimize != "none":
         optimize(final_dir, cfg.optimize, cfg.quantize == "fp16", scratch / "optimized", cfg.quantize == "int8")
         manifest.update(optimization=cfg.optimize, quantization="fp16" if cfg.quantize == "fp16" else "none")
+        manifest["attention_mask"] = "raw"  # fused with the 0/1 mask (see `optimize`); the scorer checks for it
         final_dir = stage_folder(scratch / "optimized" / MODEL_FILE, merged, scratch / "optimized", manifest)
     if cfg.quantize == "int8":
         final_dir = _int8(cfg, merged, final_dir, scratch / "int8", manifest, calibration)

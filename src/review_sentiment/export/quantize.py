@@ -4,8 +4,10 @@ Static int8 fixes every activation's scale from calibration reviews, so a review
 on the batch it is scored in (its neighbours, their padding, the batch size). Dynamic int8 computes
 activation scales per call, over the whole batch: the same review can score differently in another batch.
 
-Both pass `DefaultTensorType`: graphs fused by the transformer optimizer (O2/O3) hold contrib ops whose
-outputs ONNX shape inference cannot type, and without a default type the quantizer stops on them.
+Graphs fused by the transformer optimizer (O2/O3) hold ONNX Runtime's own ops, whose outputs ONNX shape
+inference cannot type: `typed_graph` types them with ONNX Runtime's symbolic shape inference first (an
+untyped tensor is silently left in float), and `DefaultTensorType` keeps the quantizer from stopping on any
+it still meets.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import UserError
 from ..manifest import MODEL_FILE
 from .config import Calibration, Int8Format
 
@@ -196,6 +199,10 @@ def quantize_static_int8(
         source.unlink()  # the typed copy
     left = float_matmuls(out / MODEL_FILE)
     if left:  # a quantizer that skipped them would ship a model slower than fp32, and say int8
-        raise RuntimeError(f"static int8 left {len(left)} weight MatMuls in float ({', '.join(left[:3])}...)")
+        named = ", ".join(n or "(unnamed)" for n in left[:3]) + (", ..." if len(left) > 3 else "")
+        raise UserError(
+            f"static int8 left {len(left)} weight MatMuls of this graph in float ({named}): the model would run "
+            "slower than fp32. Export without --optimize, or with --int8-mode dynamic"
+        )
     log.info("static int8 (%s, %s calibration on %d reviews)", fmt, method, len(calibration_ids))
     return out / MODEL_FILE

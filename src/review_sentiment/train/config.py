@@ -12,7 +12,6 @@ from ..errors import UserError
 from ..text import LABELS, TextSpec, Truncation
 
 # Options that may change between a run and its --resume without changing the result.
-LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 RESUME_FREE = {"resume", "overwrite", "time_limit", "stop_after_steps", "device", "log_every"}
 # A progress line at least this often, whatever --log-every says: on a CPU one step of a BERT-base can
 # take seconds, and 20 steps of silence look like a hang.
@@ -21,6 +20,9 @@ LOG_SECONDS = 5.0
 # every weight is already pretrained (benchmarks/bench_trials.py measures both on the same budget).
 LORA_LR = 3e-4
 FULL_LR = 5e-5
+# LoRA's options, None unless given (so that --method full can refuse any of them), and what LoRA runs use.
+LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
+LORA_DEFAULTS = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1}
 
 
 @dataclass
@@ -76,9 +78,13 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps with linear warm-up"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    lora_r: int = field(default=16, metadata={"help": "LoRA rank"})
-    lora_alpha: int = field(default=32, metadata={"help": "LoRA scaling alpha"})
-    lora_dropout: float = field(default=0.1, metadata={"help": "dropout on the LoRA path"})
+    lora_r: int | None = field(default=None, metadata={"help": f"LoRA rank (default {LORA_DEFAULTS['lora_r']})"})
+    lora_alpha: int | None = field(
+        default=None, metadata={"help": f"LoRA scaling alpha (default {LORA_DEFAULTS['lora_alpha']})"}
+    )
+    lora_dropout: float | None = field(
+        default=None, metadata={"help": f"dropout on the LoRA path (default {LORA_DEFAULTS['lora_dropout']:g})"}
+    )
     lora_targets: list[str] | None = field(
         default=None, metadata={"help": "module names to adapt (default per architecture)"}
     )
@@ -143,7 +149,7 @@ class TrainConfig:
             (self.epochs > 0, "--epochs must be positive"),
             (self.batch_size > 0 and self.grad_accum > 0, "--batch-size and --grad-accum must be positive"),
             (self.lr > 0, "--lr must be positive"),
-            (self.lora_r > 0, "--lora-r must be positive"),
+            (self.lora_r is None or self.lora_r > 0, "--lora-r must be positive"),
             (self.max_samples is None or self.max_samples >= 4, "--max-samples must be at least 4"),
             (self.checkpoint_every >= 1, "--checkpoint-every must be at least 1"),
             (self.log_every >= 1, "--log-every must be at least 1"),
@@ -152,7 +158,7 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise UserError(message)
-        self._refuse_lora_options_with_full()
+        self._resolve_lora_options()
         labels = LABELS  # until the data says otherwise: the run's manifest records the labels it found
         if self.labels is not None:
             from ..labels import parse_labels  # here: labels imports numpy, and --help must not
@@ -165,13 +171,17 @@ class TrainConfig:
         except ValueError as error:
             raise UserError(str(error)) from error
 
-    def _refuse_lora_options_with_full(self) -> None:
-        if self.method != "full":
+    def _resolve_lora_options(self) -> None:
+        """LoRA's defaults for a LoRA run; for --method full, any LoRA option given is refused."""
+        if self.method == "lora":
+            for name, value in LORA_DEFAULTS.items():
+                if getattr(self, name) is None:
+                    setattr(self, name, value)
             return
-        defaults = self.defaults()
-        given = [f"--{n.replace('_', '-')}" for n in LORA_OPTIONS if _plain(getattr(self, n)) != defaults[n]]
+        given = [f"--{n.replace('_', '-')}" for n in LORA_OPTIONS if getattr(self, n) is not None]
         if given:
-            raise UserError(f"{', '.join(given)} only apply to --method lora; --method full trains every weight")
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UserError(f"{', '.join(given)} {verb} only to --method lora; --method full trains every weight")
 
     def to_dict(self) -> dict:
         """The options as a checkpoint's state.json records them (paths as strings)."""
@@ -190,7 +200,8 @@ class TrainConfig:
                 found[option.name] = _plain(option.default)
             elif option.default_factory is not MISSING:
                 found[option.name] = _plain(option.default_factory())
-        found["lr"] = LORA_LR  # what an option-less run resolves to (runs before --method were all LoRA)
+        # What an option-less run resolves to (runs from before --method were all LoRA runs).
+        found.update(lr=LORA_LR, **LORA_DEFAULTS)
         return found
 
 

@@ -21,7 +21,7 @@ from ..manifest import TRAINING_MANIFEST
 from ..metrics import cross_entropy
 from ..scoring import probabilities
 from .checkpoint import load_trainable
-from .config import RESUME_FREE
+from .config import LORA_OPTIONS, RESUME_FREE
 from .modeling import merge, predict_logits, save_merged, to_tensors
 from .report import plot_training_curves, write_report
 from .state import dtype_name
@@ -147,7 +147,8 @@ def _manifest(run: Run, metrics: dict) -> dict:
         else f"stratified {cfg.val_fraction:.0%} hold-out, seed {cfg.seed}"
         + (f", from a stratified subset of {cfg.max_samples}" if cfg.max_samples else "")
     )
-    options = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE}
+    unused = LORA_OPTIONS if cfg.method == "full" else ()
+    options = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE and k not in unused}
     # The labels the model was built with, found or given: export and evaluate re-read the data with them.
     options["labels"] = list(run.labels)
     return {
