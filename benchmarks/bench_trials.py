@@ -5,7 +5,7 @@ same number of training reviews (`--reviews`, drawn by the trainer's seeded shuf
 split) at 256 tokens, bf16, batch 16, and is judged once at the end on all of the trainer's seeded
 stratified 10% hold-out. The budget is counted in reviews, not minutes, so that the table does not
 depend on what else the machine runs; the seconds each trial took are reported beside it. Trials: the
-product's LoRA defaults, attention-only LoRA, LoRA rank 8 and 64, three learning rates, a cosine
+product's LoRA defaults, attention-only LoRA, LoRA rank 8, three learning rates, a cosine
 schedule, and full fine-tuning of every weight at two learning rates.
 
 Each run's folder (`--work`, not committed) keeps its metrics.json, and a copy goes to
@@ -34,7 +34,6 @@ TRIALS = {
     "lora (defaults)": [],
     "lora, attention only": ["--lora-targets", *ATTENTION_ONLY.split(",")],
     "lora, rank 8": ["--lora-r", "8", "--lora-alpha", "16"],
-    "lora, rank 64": ["--lora-r", "64", "--lora-alpha", "128"],
     "lora, lr 1e-4": ["--lr", "1e-4"],
     "lora, lr 1e-3": ["--lr", "1e-3"],
     "lora, cosine": ["--schedule", "cosine"],

@@ -327,7 +327,8 @@ def int8_section(int8: dict) -> list[str]:
     ceilings = int8["ceilings"]
     lines = [
         f"## int8 variants (`benchmarks/bench_int8.py`, {int8['date']})",
-        f"{int8['reviews']} validation reviews ({int8['data']}), one run on {int8['machine']}, batch 32 through the scorer. "
+        f"The weights of `{int8['model']}`; {int8['reviews']} validation reviews ({int8['data']}), one run on "
+        f"{int8['machine']}, batch 32 through the scorer. "
         "Batch dependence: the first 200 reviews scored alone vs in batches of 32 (largest change of a score, labels flipped).",
         "",
         "| variant | size MB | accuracy | vs fp32 (points) | agreement with fp32 | reviews/s | × fp32 | batch max Δscore | flips "
