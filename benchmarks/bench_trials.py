@@ -61,7 +61,7 @@ def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) 
     output = args.work / slug(name)
     command = train_command(data, output, args.reviews / train_rows, TRIALS[name], args.time_limit)
     stamp = args.work / f"{slug(name)}.command.json"  # beside the run: the trainer wants its folder new
-    same = stamp.is_file() and json.loads(stamp.read_text()) == command
+    same = stamp.is_file() and _budgeted(json.loads(stamp.read_text())) == _budgeted(command)
     if not (same and _stop_reason(output) == "completed"):
         # A run stopped by --time-limit or Ctrl-C has a metrics.json too: it is resumed, never reported.
         resume = same and (output / "checkpoint").is_dir()
@@ -96,6 +96,12 @@ def run_trial(name: str, data: Path, args: argparse.Namespace, train_rows: int) 
         "dataset": str(data),
         "metrics_file": str(kept),
     }
+
+
+def _budgeted(command: list[str]) -> list[str]:
+    """The command without --time-limit, which a resumed run may change (it decides nothing of the result)."""
+    at = command.index("--time-limit")
+    return command[:at] + command[at + 2 :]
 
 
 def _stop_reason(output: Path) -> str | None:

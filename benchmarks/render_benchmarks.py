@@ -275,8 +275,9 @@ def _trials_text(trials: dict) -> list[str]:
     first = trials["results"][0]
     lines = [
         f"The bundled MiniLM-L6 trained on the same {first['reviews_seen']:,} training reviews in every trial "
-        f"({first['steps']} steps of 16, the budget of `--reviews {trials['training_reviews']}` rounded up to whole "
-        "steps; one pass in the trainer's seeded shuffle; bf16, head+tail 256 tokens, linear warm-up over 6% of steps), "
+        f"({first['steps']} steps of 16: `--reviews {trials['training_reviews']}` as a fraction of an epoch, written "
+        "to 4 decimals, came to one step more; one pass in the trainer's seeded shuffle; bf16, head+tail 256 tokens, "
+        "linear warm-up over 6% of steps), "
         f"judged once at the end in fp32 on all of the trainer's seeded stratified 10% hold-out, on {trials['machine']}. "
         "LoRA defaults: rank 16, alpha 32, every attention and feed-forward linear, rate 3e-4, linear decay. "
         "Seconds are wall time while other work shared the 2 cores: compare them only loosely.",

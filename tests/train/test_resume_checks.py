@@ -58,6 +58,14 @@ def test_an_option_missing_from_an_old_checkpoint_counts_as_its_default():
     assert _changed_options(older, changed) == ["lora_r (not recorded, so its default 16 → 8)"]
 
 
+def test_a_full_run_is_not_compared_on_lora_options():
+    """A full run has no LoRA: options recorded for it (16/32/0.1 by an earlier version) are not a change."""
+    current = TrainConfig(dataset="reviews.csv", method="full", lr=1e-4).to_dict()
+    older = {**current, "lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1}
+    assert _changed_options(older, current) == []
+    assert _changed_options({**older, "lr": 5e-5}, current) == ["lr (5e-05 → 0.0001)"]
+
+
 def _checkpoint_state(tmp_path, **state) -> TrainConfig:
     """A --resume config whose output folder holds a checkpoint state.json with `state`."""
     (tmp_path / "checkpoint").mkdir()

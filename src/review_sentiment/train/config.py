@@ -78,12 +78,15 @@ class TrainConfig:
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps with linear warm-up"})
     max_grad_norm: float = field(default=1.0, metadata={"help": "gradient clipping norm"})
-    lora_r: int | None = field(default=None, metadata={"help": f"LoRA rank (default {LORA_DEFAULTS['lora_r']})"})
+    lora_r: int | None = field(
+        default=None, metadata={"help": f"LoRA rank (--method lora; default {LORA_DEFAULTS['lora_r']})"}
+    )
     lora_alpha: int | None = field(
-        default=None, metadata={"help": f"LoRA scaling alpha (default {LORA_DEFAULTS['lora_alpha']})"}
+        default=None, metadata={"help": f"LoRA scaling alpha (--method lora; default {LORA_DEFAULTS['lora_alpha']})"}
     )
     lora_dropout: float | None = field(
-        default=None, metadata={"help": f"dropout on the LoRA path (default {LORA_DEFAULTS['lora_dropout']:g})"}
+        default=None,
+        metadata={"help": f"dropout on the LoRA path (--method lora; default {LORA_DEFAULTS['lora_dropout']:g})"},
     )
     lora_targets: list[str] | None = field(
         default=None, metadata={"help": "module names to adapt (default per architecture)"}

@@ -18,7 +18,7 @@ from ..errors import UserError
 from ..text import LABELS, ReviewEncoder
 from .balance import class_weights, imbalance, oversample
 from .checkpoint import load_checkpoint, recover_checkpoint
-from .config import RESUME_FREE, TrainConfig
+from .config import LORA_OPTIONS, RESUME_FREE, TrainConfig
 from .data import Reviews, run_split
 from .modeling import add_lora, load_classifier, load_tokenizer, pick_device
 from .state import Run, TrainState, dtype_name
@@ -52,8 +52,11 @@ def _changed_options(saved: dict, current: dict) -> list[str]:
     An option missing from `saved` was added after the checkpoint was written: that run had its default.
     """
     defaults = TrainConfig.defaults()
+    unused = LORA_OPTIONS if current.get("method") == "full" else ()  # a full run has no LoRA to differ in
     changed = []
     for name, value in current.items():
+        if name in unused:
+            continue
         recorded = name in saved
         before = saved[name] if recorded else defaults.get(name)
         if name not in RESUME_FREE and before != value and not _same_local_path(before, value):
