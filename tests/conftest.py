@@ -109,6 +109,16 @@ def toy_csv(tmp_path_factory) -> Path:
     return path
 
 
+def assert_same_weights(expected: Path, actual: Path) -> None:
+    """Two safetensors files hold the same tensors, bit for bit (a resumed run against an uninterrupted one)."""
+    from safetensors.torch import load_file
+
+    want, got = load_file(expected), load_file(actual)
+    assert want.keys() == got.keys()
+    for name in want:
+        assert torch.equal(want[name], got[name]), name
+
+
 def train_args(base: Path, data: Path, out: Path, *extra: str) -> list[str]:
     return [
         "train",

@@ -179,6 +179,9 @@ def _classifier(labels: list[str]) -> str:
     return f"Sentiment classifier with {len(labels)} labels (in output order: {', '.join(labels)})"
 
 
+METHOD_NAMES = {"lora": "LoRA", "full": "full fine-tuning"}  # how cards, titles and the Space name a method
+
+
 def method_of(manifest: dict) -> str:
     """'lora' or 'full' (a run from before `--method` existed was LoRA)."""
     return manifest.get("hyperparameters", {}).get("method", "lora")
@@ -202,7 +205,7 @@ def _intro(manifest: dict, kind: str) -> str:
         f"top of the base model {base} with peft.",
         "onnx": "This is an ONNX export, served by ONNX Runtime without PyTorch.",
     }[kind]
-    title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + {'LoRA' if lora else 'full fine-tuning'}"
+    title = f"LoRA adapter for {base}" if kind == "adapter" else f"{base} + {METHOD_NAMES[method_of(manifest)]}"
     return f"""# Movie-review sentiment: {title}
 
 {_classifier(spec["labels"])} fine-tuned {"with LoRA" if lora else "in full (every weight trained)"} by

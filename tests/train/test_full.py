@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from review_sentiment.cli import main
 from review_sentiment.train.config import FULL_LR, LORA_LR, TrainConfig
 
-from ..conftest import train_args
+from ..conftest import assert_same_weights, train_args
 
 LORA_ONLY = {"--lora-r", "--lora-alpha"}
 
@@ -65,11 +65,7 @@ def test_a_full_run_resumes_to_the_same_weights(tiny_base, toy_csv, full_run, tm
     out = tmp_path / "resumed"
     assert main(full_args(tiny_base, toy_csv, out, "--stop-after-steps", "37")) == 0
     assert main(full_args(tiny_base, toy_csv, out, "--resume")) == 0
-    whole = load_file(full_run / "merged" / "model.safetensors")
-    resumed = load_file(out / "merged" / "model.safetensors")
-    assert whole.keys() == resumed.keys()
-    for name in whole:
-        assert torch.equal(whole[name], resumed[name]), name
+    assert_same_weights(full_run / "merged" / "model.safetensors", out / "merged" / "model.safetensors")
 
 
 def test_lora_options_with_full_are_refused(tiny_base, toy_csv, tmp_path, capsys):

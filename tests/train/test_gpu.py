@@ -8,11 +8,10 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 
 from review_sentiment.cli import main
 
-from ..conftest import skip_without_gpu, train_args
+from ..conftest import assert_same_weights, skip_without_gpu, train_args
 
 pytestmark = pytest.mark.gpu
 
@@ -72,7 +71,4 @@ def test_a_deterministic_cuda_resume_is_bit_exact(tiny_base, toy_csv, tmp_path):
         _sentiment(*train_args(tiny_base, toy_csv, split, *common, "--resume")),
     ):
         assert run.returncode == 0, run.stderr
-    expected = load_file(full / "adapter" / "adapter_model.safetensors")
-    resumed = load_file(split / "adapter" / "adapter_model.safetensors")
-    assert expected.keys() == resumed.keys()
-    assert all(torch.equal(expected[name], resumed[name]) for name in expected)
+    assert_same_weights(full / "adapter" / "adapter_model.safetensors", split / "adapter" / "adapter_model.safetensors")

@@ -8,7 +8,7 @@ from review_sentiment.cli import main
 from review_sentiment.text import ReviewEncoder, TextSpec
 from review_sentiment.train.modeling import load_adapter, merge
 
-from ..conftest import toy_reviews, train_args
+from ..conftest import assert_same_weights, toy_reviews, train_args
 
 
 def test_run_writes_every_artifact(trained_run):
@@ -67,11 +67,9 @@ def test_resume_reproduces_the_uninterrupted_run(tiny_base, toy_csv, trained_run
     assert main(train_args(tiny_base, toy_csv, out, "--stop-after-steps", "37")) == 0
     assert json.loads((out / "checkpoint" / "state.json").read_text())["step"] == 37
     assert main(train_args(tiny_base, toy_csv, out, "--resume")) == 0
-    full = load_file(trained_run / "adapter" / "adapter_model.safetensors")
-    resumed = load_file(out / "adapter" / "adapter_model.safetensors")
-    assert full.keys() == resumed.keys()
-    for name in full:
-        assert torch.equal(full[name], resumed[name]), name
+    assert_same_weights(
+        trained_run / "adapter" / "adapter_model.safetensors", out / "adapter" / "adapter_model.safetensors"
+    )
     assert (out / "history.jsonl").read_text().count('"kind": "eval"') == (
         trained_run / "history.jsonl"
     ).read_text().count('"kind": "eval"')
@@ -142,9 +140,9 @@ def test_a_kill_between_the_checkpoint_renames_loses_nothing(tiny_base, toy_csv,
     # a kill in between leaves only checkpoint.old.
     (out / "checkpoint").rename(out / "checkpoint.old")
     assert main(train_args(tiny_base, toy_csv, out, "--resume")) == 0
-    full = load_file(trained_run / "adapter" / "adapter_model.safetensors")
-    resumed = load_file(out / "adapter" / "adapter_model.safetensors")
-    assert all(torch.equal(full[name], resumed[name]) for name in full)
+    assert_same_weights(
+        trained_run / "adapter" / "adapter_model.safetensors", out / "adapter" / "adapter_model.safetensors"
+    )
 
 
 def test_a_checkpoint_that_does_not_fit_the_model_is_refused(tiny_base, toy_csv, tmp_path, capsys):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from ..card import method_of, model_name, public_split
+from ..card import METHOD_NAMES, method_of, model_name, public_split
 from ..errors import UserError
 from ..hub import require_token
 from ..manifest import resolve_model_folder
@@ -155,7 +155,7 @@ def _readme(title: str, emoji: str, hardware: str, gpu: bool, model_repo: str | 
         f"""
 # {title}
 
-Sentiment of movie reviews with {model_name(manifest["base_model"])} + {"LoRA" if method_of(manifest) == "lora" else "full fine-tuning"}, served on ONNX Runtime
+Sentiment of movie reviews with {model_name(manifest["base_model"])} + {METHOD_NAMES[method_of(manifest)]}, served on ONNX Runtime
 ({precision}); validation accuracy {accuracy}
 ({public_split(manifest.get("data", {}).get("split", ""))}). Paste a review to see which words pushed the prediction, or
 score a whole CSV in the Batch tab.

@@ -25,6 +25,11 @@ LORA_OPTIONS = ("lora_r", "lora_alpha", "lora_dropout", "lora_targets")
 LORA_DEFAULTS = {"lora_r": 16, "lora_alpha": 32, "lora_dropout": 0.1}
 
 
+def unused_options(method: str) -> tuple[str, ...]:
+    """The options a run of `method` has no use for: neither recorded in its manifest nor compared on resume."""
+    return LORA_OPTIONS if method == "full" else ()
+
+
 @dataclass
 class TrainConfig:
     dataset: str = field(
@@ -181,7 +186,7 @@ class TrainConfig:
                 if getattr(self, name) is None:
                     setattr(self, name, value)
             return
-        given = [f"--{n.replace('_', '-')}" for n in LORA_OPTIONS if getattr(self, n) is not None]
+        given = [f"--{n.replace('_', '-')}" for n in unused_options(self.method) if getattr(self, n) is not None]
         if given:
             verb = "applies" if len(given) == 1 else "apply"
             raise UserError(f"{', '.join(given)} {verb} only to --method lora; --method full trains every weight")

@@ -15,14 +15,14 @@ import torch
 
 from .. import __version__
 from ..calibration import calibrate, cross_fitted
-from ..card import training_card_metrics, write_model_card
+from ..card import METHOD_NAMES, training_card_metrics, write_model_card
 from ..errors import UserError
 from ..manifest import TRAINING_MANIFEST
 from ..metrics import cross_entropy
 from ..scoring import probabilities
 from .checkpoint import load_trainable
-from .config import LORA_OPTIONS, RESUME_FREE
-from .modeling import merge, predict_logits, save_merged, to_tensors
+from .config import RESUME_FREE, unused_options
+from .modeling import merge, predict_logits, save_merged, to_tensors, trainable_parameters
 from .report import plot_training_curves, write_report
 from .state import dtype_name
 
@@ -47,13 +47,13 @@ def finish(run: Run, state: TrainState) -> Path:
         load_trainable(run.model, run.best, cfg.output / "checkpoint" / "best.safetensors")
     run.model.eval()
     lora = cfg.method == "lora"
-    trainable = sum(p.numel() for p in run.model.parameters() if p.requires_grad)  # before the merge unwraps
+    trainable = trainable_parameters(run.model)  # before the merge unwraps the LoRA layers
     if lora:
         _save_adapter(run)
     logits = predict_logits(run.model, run.val_ids, run.encoder.pad_id, run.device, cfg.eval_batch_size)
     labels = run.val_set.labels
     after = probabilities(cross_fitted(logits, labels))  # the curve and figures a fitted temperature gives
-    title = f"{cfg.base_model} + {'LoRA' if lora else 'full fine-tuning'}, validation"
+    title = f"{cfg.base_model} + {METHOD_NAMES[cfg.method]}, validation"
     metrics = write_report(labels, probabilities(logits), cfg.output, title, after, run.labels)
     metrics["calibration"] = calibrate(logits, labels)
     if metrics["warning"]:
@@ -147,7 +147,7 @@ def _manifest(run: Run, metrics: dict) -> dict:
         else f"stratified {cfg.val_fraction:.0%} hold-out, seed {cfg.seed}"
         + (f", from a stratified subset of {cfg.max_samples}" if cfg.max_samples else "")
     )
-    unused = LORA_OPTIONS if cfg.method == "full" else ()
+    unused = unused_options(cfg.method)
     options = {k: v for k, v in cfg.to_dict().items() if k not in RESUME_FREE and k not in unused}
     # The labels the model was built with, found or given: export and evaluate re-read the data with them.
     options["labels"] = list(run.labels)

@@ -104,6 +104,11 @@ def lora_targets(model: PreTrainedModel, targets: list[str] | None) -> list[str]
     return LORA_TARGETS.get(model.config.model_type, "all-linear")
 
 
+def trainable_parameters(model: torch.nn.Module) -> int:
+    """How many weights training updates (LoRA's and the head's, or all of them)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
 def add_lora(model: PreTrainedModel, r: int, alpha: int, dropout: float, targets: list[str] | None) -> PeftModel:
     """Wrap with LoRA for SEQ_CLS, which also trains and saves the new classifier head."""
     config = LoraConfig(

@@ -18,9 +18,9 @@ from ..errors import UserError
 from ..text import LABELS, ReviewEncoder
 from .balance import class_weights, imbalance, oversample
 from .checkpoint import load_checkpoint, recover_checkpoint
-from .config import LORA_OPTIONS, RESUME_FREE, TrainConfig
+from .config import RESUME_FREE, TrainConfig, unused_options
 from .data import Reviews, run_split
-from .modeling import add_lora, load_classifier, load_tokenizer, pick_device
+from .modeling import add_lora, load_classifier, load_tokenizer, pick_device, trainable_parameters
 from .state import Run, TrainState, dtype_name
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def _changed_options(saved: dict, current: dict) -> list[str]:
     An option missing from `saved` was added after the checkpoint was written: that run had its default.
     """
     defaults = TrainConfig.defaults()
-    unused = LORA_OPTIONS if current.get("method") == "full" else ()  # a full run has no LoRA to differ in
+    unused = unused_options(current.get("method", "lora"))  # a full run has no LoRA to differ in
     changed = []
     for name, value in current.items():
         if name in unused:
@@ -254,7 +254,7 @@ def setup(cfg: TrainConfig) -> Run:
     model = (
         base if cfg.method == "full" else add_lora(base, cfg.lora_r, cfg.lora_alpha, cfg.lora_dropout, cfg.lora_targets)
     ).to(device)
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    trainable = trainable_parameters(model)
     share = 100 * trainable / sum(p.numel() for p in model.parameters())
     log.info("device %s, %s; %d trainable parameters (%.2f%%)", device, amp_dtype or torch.float32, trainable, share)
     train_ids = encoder.encode(train_set.texts)
