@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from review_sentiment.card import METHOD_NAMES, method_of
 from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
 OUT = Path("benchmarks/results")
@@ -356,6 +357,47 @@ def int8_section(int8: dict) -> list[str]:
     ]
 
 
+PROFILE_GROUPS = {  # profile_scoring's groups: column heading
+    "int8 linear": "int8 linear",
+    "float MatMul": "float MatMul",
+    "fused attention": "fused attention",
+    "softmax": "softmax",
+    "elementwise (add, mul, where)": "add, mul, where",
+    "layer norm, GELU": "layer norm, GELU",
+    "quantize/dequantize": "(de)quantize",
+    "other (reshape, transpose, gather, ...)": "other",
+}
+
+
+def profile_section(profile: dict) -> list[str]:
+    """profile_scoring: where each model's kernel time goes, by batch size, from ONNX Runtime's profiler."""
+    lines = [
+        f"## Where the time goes (`benchmarks/profile_scoring.py`, {profile['date']})",
+        f"ONNX Runtime's own profiler on {profile['machine']}: each model scores the same validation reviews at each "
+        "batch size through the scorer (sorted by length, padded per batch); reviews/s from a plain pass, shares from a "
+        "profiled one. Shares are of all kernel time; 'attention core' is attention's own work on activations "
+        "(Q·Kᵀ, scale, mask, softmax, ·V; not its projections), 'inside runs' the share of wall time inside ONNX "
+        "Runtime (the rest is tokenizing, padding, Python).",
+    ]
+    for model in profile["models"]:
+        name = f"{model['quantization']}" + (
+            f" + {model['optimization']}" if model["optimization"] not in (None, "none") else ""
+        )
+        lines += [
+            "",
+            f"`{model['model']}` ({name}, {model['max_length']} tokens, {model['reviews']} reviews):",
+            "",
+            "| batch | reviews/s | inside runs | attention core | " + " | ".join(PROFILE_GROUPS.values()) + " |",
+            "| --- " * (4 + len(PROFILE_GROUPS)) + "|",
+        ]
+        for r in model["rows"]:
+            cells = " | ".join(f"{r['groups'].get(group, 0.0):.0%}" for group in PROFILE_GROUPS)
+            lines.append(
+                f"| {r['batch_size']} | {r['reviews_per_s']} | {r['inside_runs']:.0%} | {r['attention_core']:.0%} | {cells} |"
+            )
+    return lines
+
+
 def calibration_section(manifest: dict, evaluation: dict) -> list[str]:
     """The shipped model's calibration (export) and accuracy vs coverage on all validation reviews (evaluate)."""
     c = manifest["calibration"]
@@ -488,6 +530,7 @@ def benchmarks_markdown() -> str:
         section("## App under load", "load.json", load_section),
         section("## score-csv peak memory", "memory.json", memory_section),
         section("## int8 variants", "int8.json", int8_section),
+        section("## Where the time goes", "profile.json", profile_section),
         section("## Reading window", "window.json", window_section),
         section("## Star ratings", "ratings.json", ratings_section),
         section("## Training choices", "trials.json", trials_section),
@@ -524,13 +567,20 @@ def kept_sections(path: Path) -> dict[str, list[str]]:
     return sections
 
 
-def model_block(manifest: dict) -> str:
-    """README's paragraph on the bundled model."""
+def model_block(manifest: dict, evaluation: dict | None) -> str:
+    """README's paragraph on the bundled model (`evaluation`: `sentiment evaluate` of it on all validation reviews)."""
     check, metrics = manifest["export_check"], manifest["training_metrics"]
     int8 = check["variants"][-1]
     fp32 = check["variants"][0]
+    shipped = (
+        f" The shipped int8 model on all {evaluation['count']} held-out reviews (`sentiment evaluate`, reading "
+        f"{manifest['text_spec']['max_length']} tokens): {evaluation['accuracy']:.2%}."
+        if evaluation
+        else ""
+    )
     return (
-        f"`src/review_sentiment/default_model/`: {manifest['base_model']} (MiniLM-L6, 384 hidden) + LoRA, trained on the IMDB "
+        f"`src/review_sentiment/default_model/`: {manifest['base_model']} (MiniLM-L6, 384 hidden) + "
+        f"{METHOD_NAMES[method_of(manifest)]}, trained on the IMDB "
         f"train split on this project's 2-core CPU and exported to int8 ONNX ({int8['size_mb']:.1f} MB; fp32 is "
         f"{fp32['size_mb']:.0f} MB, too large to bundle). Validation accuracy (fp32 PyTorch, {metrics['count']} held-out "
         f"reviews, {manifest['data']['split']}): {metrics['accuracy']:.2%}. On the same {check['validation_sample']} "
@@ -538,6 +588,7 @@ def model_block(manifest: dict) -> str:
         f"({abs(100 * (fp32['accuracy'] - int8['accuracy'])):.1f} points "
         f"{'lower' if int8['accuracy'] < fp32['accuracy'] else 'higher'}, label agreement {int8['agreement']:.2%}); "
         "export `--quantize none` where that matters more than size and speed."
+        + shipped
         + _int8_and_calibration(manifest)
         + " The model card (`default_model/README.md`) has the exact commands, commit, split, hyper-parameters, time "
         "and machine."
@@ -633,7 +684,7 @@ def main() -> None:
     print(Path("BENCHMARKS.md").read_text())
     replace_readme_blocks(
         {
-            "model": model_block(manifest),
+            "model": model_block(manifest, load_optional("evaluate_default.json")),
             "numbers": numbers_block(readme_block("numbers")),
             "ratings": ratings_block(load_optional("ratings.json"), readme_block("ratings")),
             "trials": trials_block(load_optional("trials.json"), readme_block("trials")),

@@ -2,7 +2,8 @@
 
 Export a finished training run as the bundled default model (static int8, calibrated, package data) and
 add provenance to its model card: the exact training and export commands, code commit, machine, time,
-split, sizes.
+split, sizes; then evaluate the shipped model on all its validation reviews
+(benchmarks/results/evaluate_default.json, which render_benchmarks.py reads).
 
 The default run was trained with:
     sentiment train --base-model minilm --dataset ../shared/data/imdb_train.parquet \
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import subprocess
+import tempfile
 from pathlib import Path
 
 from review_sentiment.card import write_model_card
@@ -33,6 +35,7 @@ TRAIN_HISTORY = " ".join(__doc__.split("\nIt ran ", 1)[1].split("\n\n", 1)[0].sp
 
 
 PROVENANCE = "\n## Provenance of the bundled default model\n"
+EVALUATION = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "evaluate_default.json"
 
 
 def main() -> None:
@@ -63,6 +66,15 @@ def main() -> None:
     ]
     assert sentiment(export_args) == 0
     render_card(_provenance(args.run, export_args))
+    evaluate_shipped()
+
+
+def evaluate_shipped() -> None:
+    """`sentiment evaluate` of the shipped model on all its validation reviews, as the README and BENCHMARKS.md
+    report it (accuracy, accuracy vs coverage): benchmarks/results/evaluate_default.json."""
+    with tempfile.TemporaryDirectory() as tmp:
+        assert sentiment(["evaluate", str(DEFAULT_MODEL_DIR), "--output", f"{tmp}/evaluation"]) == 0
+        EVALUATION.write_text((Path(tmp) / "evaluation" / "metrics.json").read_text())
 
 
 def render_card(provenance: str) -> None:

@@ -77,3 +77,50 @@ def test_load_summary_counts_every_call_and_times_only_answers():
         "endpoint": "/analyze", "calls": 1, "errors": 0, "calls_per_s": 0.5, "p50_ms": 100.0, "p95_ms": 100.0,
         "max_ms": 100.0,
     }  # fmt: skip
+
+
+def _kernel(op: str, node: str, micros: float) -> dict:
+    return {"cat": "Node", "name": f"{node}_kernel_time", "dur": micros, "args": {"op_name": op}}
+
+
+def test_profile_shares_are_the_profilers_kernel_durations_summed():
+    profile = _script("profile_scoring")
+    events = [
+        {"cat": "Session", "name": "model_run", "dur": 1500},
+        {"cat": "Session", "name": "session_initialization", "dur": 9000},  # not a run
+        _kernel("MatMulIntegerToFloat", "/encoder/layer.0/attention/self/query/MatMul_quant", 300),
+        {"cat": "Node", "name": "/encoder/layer.0/attention/self/MatMul_fence_before", "dur": 0, "args": {}},
+        _kernel("MatMul", "/encoder/layer.0/attention/self/MatMul", 120),
+        _kernel("MatMul", "/encoder/layer.1/attention/self/MatMul", 80),
+        _kernel("Add", "/encoder/layer.0/attention/self/Add", 100),  # the mask
+        _kernel("Softmax", "/encoder/layer.0/attention/self/Softmax", 150),
+        _kernel("Add", "/encoder/layer.0/attention/output/Add", 50),  # the residual: not attention's core
+        _kernel("Reshape", "/encoder/layer.0/attention/self/query/Reshape", 200),  # a projection's: not core
+    ]
+    by_node, run_micros = profile.kernel_times(events)
+    assert run_micros == 1500 and sum(by_node.values()) == 1000
+    result = profile.shares(by_node)
+    assert result["attention_core"] == 0.45  # 120 + 80 + 100 + 150 of 1000
+    assert result["groups"] == {
+        "int8 linear": 0.3,
+        "float MatMul": 0.2,
+        "other (reshape, transpose, gather, ...)": 0.2,
+        "elementwise (add, mul, where)": 0.15,
+        "softmax": 0.15,
+    }
+    assert result["ops"]["MatMul"] == 0.2 and result["ops"]["Add"] == 0.15
+    # BENCHMARKS.md has a column for every group the profile can report, so no share goes unshown
+    assert set(_script("render_benchmarks").PROFILE_GROUPS) == {*profile.GROUPS, profile.OTHER}
+
+
+def test_profile_reads_onnxruntimes_own_profile_of_an_int8_export(exported, tmp_path):
+    """The event names the profile sums are the ones this onnxruntime writes (a renamed event would sum to 0)."""
+    from review_sentiment.scorer import Scorer
+
+    scorer = Scorer.load(exported["int8"], provider="cpu")
+    texts = [f"review number {i} was {'great' if i % 2 else 'awful'} " * (1 + i % 5) for i in range(12)]
+    row = _script("profile_scoring").measure(scorer, texts, 4, tmp_path)
+    assert row["kernel_seconds"] > 0 and 0 < row["inside_runs"] <= 1, row
+    assert abs(sum(row["groups"].values()) - 1) < 1e-3
+    assert row["groups"]["int8 linear"] > 0 and row["groups"]["float MatMul"] > 0 and row["attention_core"] > 0
+    assert scorer.session.get_session_options().enable_profiling is False  # the scorer's own session is back

@@ -107,6 +107,16 @@ def test_evaluate_without_a_dataset_uses_the_runs_own_validation_split(trained_r
     assert onnx["count"] == trained["count"] and onnx["accuracy"] == pytest.approx(trained["accuracy"], abs=0.03)
 
 
+def test_evaluate_a_run_folder_evaluates_its_merged_model(trained_run, tmp_path, capsys):
+    assert main(["evaluate", str(trained_run), "--output", str(tmp_path / "run")]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["accuracy"] == pytest.approx(
+        json.loads((trained_run / "metrics.json").read_text())["accuracy"]
+    )
+    (tmp_path / "empty").mkdir()
+    assert main(["evaluate", str(tmp_path / "empty")]) != 0
+    assert f"{tmp_path / 'empty'} holds no model" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [

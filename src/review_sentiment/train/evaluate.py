@@ -23,7 +23,7 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     """Accuracy, per-class P/R/F1, ROC-AUC and confusion matrix of `cfg.model` on `cfg.dataset`
     (by default on the model's own validation hold-out, re-created from its manifest); the labels are the
     model's, and a value in the data that names none of them is an error."""
-    model_dir = Path(cfg.model)
+    model_dir = _model_folder(Path(cfg.model))
     names = folder_labels(model_dir)
     reviews, name = _reviews(cfg, model_dir, names)
     out_dir = Path(cfg.output) if cfg.output else _default_output(model_dir)
@@ -40,6 +40,22 @@ def evaluate(cfg: EvaluateConfig) -> dict:
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     log.info("wrote %s", out_dir)
     return metrics
+
+
+def _model_folder(path: Path) -> Path:
+    """The model in `path`: an exported or merged folder itself, or a training run's merged/ (what a user who
+    just trained will pass)."""
+    if any((path / name).is_file() for name in (MANIFEST, TRAINING_MANIFEST, "config.json")):
+        return path
+    if (path / "merged" / TRAINING_MANIFEST).is_file():
+        log.info("%s is a training run: evaluating its merged model, %s", path, path / "merged")
+        return path / "merged"
+    if not path.is_dir():
+        raise UserError(f"model folder not found: {path}")
+    raise UserError(
+        f"{path} holds no model (no {MANIFEST}, {TRAINING_MANIFEST} or config.json): pass an exported folder, "
+        "a training run's folder or its merged/"
+    )
 
 
 def _default_output(model_dir: Path) -> Path:

@@ -1,0 +1,166 @@
+"""python benchmarks/profile_scoring.py [MODEL ...] --reviews 400 --batch-sizes 1 4 8 16 32 64
+
+Where the scorer's time goes, by ONNX Runtime's own profiler: each exported model (default: the bundled one)
+scores the same validation reviews (the first --reviews of its hold-out, re-created from its manifest; needs
+the training data on this machine) at each batch size, through the scorer (sorted by length, padded per
+batch), twice: once plain for reviews/s, once profiled. From the profile: the kernel time of each operator
+type, summed and grouped (int8 linear layers, float MatMuls, softmax, quantize/dequantize, ...), as shares of
+all kernel time; and the share of the wall time spent inside ONNX Runtime's runs (the rest is tokenizing,
+padding and Python). Nothing here is estimated: every figure is a sum of the profiler's durations or a clock.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from bench_common import cpu_model, write_report  # this folder is on sys.path when run as a script
+
+from review_sentiment.manifest import read_manifest
+from review_sentiment.scorer import Scorer
+from review_sentiment.text import clean_text
+from review_sentiment.train.data import validation_split
+
+# Operator types as ONNX Runtime's CPU provider runs them after its own graph fusions (QDQ pairs around a
+# MatMul become one integer kernel), grouped by the kind of work they do.
+GROUPS = {
+    "int8 linear": {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm"},
+    "float MatMul": {"MatMul", "FusedMatMul", "Gemm", "MatMulNBits"},
+    "fused attention": {"Attention", "MultiHeadAttention", "QAttention"},
+    "softmax": {"Softmax"},
+    "elementwise (add, mul, where)": {"Add", "Mul", "Div", "Sub", "Where"},
+    "quantize/dequantize": {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear"},
+    "layer norm, GELU": {
+        "LayerNormalization",
+        "SkipLayerNormalization",
+        "SimplifiedLayerNormalization",
+        "EmbedLayerNormalization",
+        "Gelu",
+        "FastGelu",
+        "BiasGelu",
+        "Erf",
+    },
+}
+
+
+OTHER = "other (reshape, transpose, gather, ...)"
+
+
+def group_of(op_type: str) -> str:
+    return next((group for group, ops in GROUPS.items() if op_type in ops), OTHER)
+
+
+def in_attention_core(op_type: str, node: str) -> bool:
+    """Whether a kernel is attention's own work on activations (Q·Kᵀ, scale, mask, softmax, ·V), not its
+    projections: by the exporter's node scope (`.../attention/self/...`) or a fused attention operator."""
+    if op_type in GROUPS["fused attention"]:
+        return True
+    return "/attention/self/" in node and not any(f"/{p}/" in node for p in ("query", "key", "value"))
+
+
+def kernel_times(events: list[dict]) -> tuple[dict[tuple[str, str], float], float]:
+    """Microseconds of kernel time per (operator type, node name), and of whole runs (`model_run`), from a
+    profile's events."""
+    by_node: dict[tuple[str, str], float] = defaultdict(float)
+    runs = 0.0
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            by_node[event["args"]["op_name"], event["name"].removesuffix("_kernel_time")] += event["dur"]
+        elif event.get("cat") == "Session" and event["name"] == "model_run":
+            runs += event["dur"]
+    return dict(by_node), runs
+
+
+def shares(by_node: dict[tuple[str, str], float]) -> dict:
+    """Each group's and each operator type's share of all kernel time, largest first, and attention core's."""
+    total = sum(by_node.values())
+    groups: dict[str, float] = defaultdict(float)
+    ops: dict[str, float] = defaultdict(float)
+    for (op, _), micros in by_node.items():
+        groups[group_of(op)] += micros
+        ops[op] += micros
+    attention = sum(m for (op, node), m in by_node.items() if in_attention_core(op, node))
+    return {
+        "attention_core": round(attention / total, 4),
+        "groups": {g: round(m / total, 4) for g, m in sorted(groups.items(), key=lambda kv: -kv[1])},
+        "ops": {op: round(m / total, 4) for op, m in sorted(ops.items(), key=lambda kv: -kv[1])},
+    }
+
+
+def profiled_session(scorer: Scorer, folder: Path):
+    """A session on the scorer's graph with the same options as the scorer's own, plus ONNX Runtime's profiler."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = True
+    options.profile_file_prefix = str(folder / "profile")
+    model = scorer.folder / scorer.manifest.get("model_file", "model.onnx")
+    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def measure(scorer: Scorer, texts: list[str], batch_size: int, folder: Path) -> dict:
+    """reviews/s of a plain pass, then one profiled pass's kernel-time shares and its time inside runs."""
+    scorer.logits(texts[:batch_size], batch_size, cleaned=True)  # warm-up: first-run allocations
+    started = time.perf_counter()
+    scorer.logits(texts, batch_size, cleaned=True)
+    seconds = time.perf_counter() - started
+    plain = scorer.session
+    scorer.session = profiled_session(scorer, folder)
+    started = time.perf_counter()
+    scorer.logits(texts, batch_size, cleaned=True)
+    profiled_seconds = time.perf_counter() - started
+    events = json.loads(Path(scorer.session.end_profiling()).read_text())
+    scorer.session = plain
+    by_node, run_micros = kernel_times(events)
+    return {
+        "batch_size": batch_size,
+        "reviews_per_s": round(len(texts) / seconds, 1),
+        "inside_runs": round(run_micros / 1e6 / profiled_seconds, 3),
+        "kernel_seconds": round(sum(by_node.values()) / 1e6, 4),
+        **shares(by_node),
+    }
+
+
+def profile_model(model: str | None, args: argparse.Namespace, folder: Path) -> dict:
+    scorer = Scorer.load(model, provider="cpu")
+    manifest = read_manifest(scorer.folder)
+    params = dict(manifest["hyperparameters"])
+    if args.dataset:
+        params["dataset"] = args.dataset
+    texts = [clean_text(t) for t in validation_split(params).texts[: args.reviews]]
+    rows = []
+    for batch_size in args.batch_sizes:
+        rows.append(measure(scorer, texts, batch_size, folder))
+        print(json.dumps({k: v for k, v in rows[-1].items() if k != "ops"}), flush=True)
+    return {
+        "model": str(scorer.folder),
+        "quantization": manifest.get("quantization", "none"),
+        "optimization": manifest.get("optimization"),
+        "max_length": scorer.encoder.spec.max_length,
+        "reviews": len(texts),
+        "rows": rows,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="*", help="exported folders (default: the bundled model)")
+    parser.add_argument("--reviews", type=int, default=400, help="validation reviews scored at each batch size")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
+    parser.add_argument("--dataset", help="the training data, if it moved since training")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        models = [profile_model(m, args, Path(tmp)) for m in (args.models or [None])]
+    machine = f"{cpu_model()}, {platform.python_implementation()} {platform.python_version()}"
+    write_report(args.out, {"date": time.strftime("%Y-%m-%d"), "machine": machine, "models": models})
+
+
+if __name__ == "__main__":
+    main()
