@@ -1,12 +1,13 @@
 """python benchmarks/profile_scoring.py [MODEL ...] --reviews 400 --batch-sizes 1 4 8 16 32 64
 
 Where the scorer's time goes, by ONNX Runtime's own profiler: each exported model (default: the bundled one)
-scores the same validation reviews (the first --reviews of its hold-out, re-created from its manifest; needs
-the training data on this machine) at each batch size, through the scorer (sorted by length, padded per
-batch), twice: once plain for reviews/s, once profiled. From the profile: the kernel time of each operator
-type, summed and grouped (int8 linear layers, float MatMuls, softmax, quantize/dequantize, ...), as shares of
-all kernel time; and the share of the wall time spent inside ONNX Runtime's runs (the rest is tokenizing,
-padding and Python). Nothing here is estimated: every figure is a sum of the profiler's durations or a clock.
+scores the first --reviews of its own validation hold-out (re-created from its manifest; needs the training
+data on this machine) at each batch size, through the scorer (sorted by length, padded per batch), twice:
+once plain, for reviews/s and the share of that time inside ONNX Runtime's runs (the rest is tokenizing,
+padding and Python); once profiled, for the kernel time of each operator type (its warm-up run left out),
+summed and grouped (int8 linear layers, float MatMuls, softmax, quantize/dequantize, ...) as shares of all
+kernel time, and attention's own share (Q·Kᵀ, mask, softmax, ·V; not told where a fused `Attention` packs the
+projections in). Nothing here is estimated: every figure is a sum of the profiler's durations or a clock.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from review_sentiment.train.data import validation_split
 # MatMul become one integer kernel), grouped by the kind of work they do.
 GROUPS = {
     "int8 linear": {"MatMulInteger", "MatMulIntegerToFloat", "DynamicQuantizeMatMul", "QLinearMatMul", "QGemm"},
-    "float MatMul": {"MatMul", "FusedMatMul", "Gemm", "MatMulNBits"},
+    "float MatMul": {"MatMul", "FusedMatMul", "Gemm", "FusedGemm"},
     "fused attention": {"Attention", "MultiHeadAttention", "QAttention"},
     "softmax": {"Softmax"},
     "elementwise (add, mul, where)": {"Add", "Mul", "Div", "Sub", "Where"},
@@ -55,25 +56,30 @@ def group_of(op_type: str) -> str:
     return next((group for group, ops in GROUPS.items() if op_type in ops), OTHER)
 
 
+# Fused attention operators that take the packed query/key/value weights: their time includes the projections.
+PACKED_ATTENTION = {"Attention", "QAttention"}
+MAX_EVENTS = 1_000_000  # ONNX Runtime stops recording a profile there, silently
+
+
 def in_attention_core(op_type: str, node: str) -> bool:
-    """Whether a kernel is attention's own work on activations (Q·Kᵀ, scale, mask, softmax, ·V), not its
-    projections: by the exporter's node scope (`.../attention/self/...`) or a fused attention operator."""
-    if op_type in GROUPS["fused attention"]:
+    """Whether a kernel is attention's own work on activations (Q·Kᵀ, scale, mask, softmax, ·V; not its
+    projections): MultiHeadAttention, or a node in a BERT exporter's `.../attention/self/` scope that is not
+    under its query/key/value projections."""
+    if op_type == "MultiHeadAttention":
         return True
     return "/attention/self/" in node and not any(f"/{p}/" in node for p in ("query", "key", "value"))
 
 
 def kernel_times(events: list[dict]) -> tuple[dict[tuple[str, str], float], float]:
     """Microseconds of kernel time per (operator type, node name), and of whole runs (`model_run`), from a
-    profile's events."""
+    profile's events, leaving out the first run (the warm-up: first-call allocations)."""
+    runs = sorted((e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"), key=lambda e: e["ts"])
+    warm_up_end = runs[0]["ts"] + runs[0]["dur"] if runs else float("-inf")
     by_node: dict[tuple[str, str], float] = defaultdict(float)
-    runs = 0.0
     for event in events:
-        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time") and event["ts"] >= warm_up_end:
             by_node[event["args"]["op_name"], event["name"].removesuffix("_kernel_time")] += event["dur"]
-        elif event.get("cat") == "Session" and event["name"] == "model_run":
-            runs += event["dur"]
-    return dict(by_node), runs
+    return dict(by_node), sum(e["dur"] for e in runs[1:])
 
 
 def shares(by_node: dict[tuple[str, str], float]) -> dict:
@@ -85,8 +91,9 @@ def shares(by_node: dict[tuple[str, str], float]) -> dict:
         groups[group_of(op)] += micros
         ops[op] += micros
     attention = sum(m for (op, node), m in by_node.items() if in_attention_core(op, node))
+    packed = any(op in PACKED_ATTENTION for op, _ in by_node)  # projections inside: no core share to tell
     return {
-        "attention_core": round(attention / total, 4),
+        "attention_core": None if packed else round(attention / total, 4),
         "groups": {g: round(m / total, 4) for g, m in sorted(groups.items(), key=lambda kv: -kv[1])},
         "ops": {op: round(m / total, 4) for op, m in sorted(ops.items(), key=lambda kv: -kv[1])},
     }
@@ -104,24 +111,47 @@ def profiled_session(scorer: Scorer, folder: Path):
     return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
 
 
+class TimedSession:
+    """A session whose `run` calls are timed: the scorer's time inside ONNX Runtime, without a profiler."""
+
+    def __init__(self, session) -> None:
+        self.session = session
+        self.seconds = 0.0
+
+    def run(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return self.session.run(*args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
+
+
 def measure(scorer: Scorer, texts: list[str], batch_size: int, folder: Path) -> dict:
-    """reviews/s of a plain pass, then one profiled pass's kernel-time shares and its time inside runs."""
+    """reviews/s and the share of it inside ONNX Runtime, from a plain pass after a warm-up; then one profiled
+    pass (its warm-up run left out) for the kernel-time shares."""
+    plain = scorer.session
     scorer.logits(texts[:batch_size], batch_size, cleaned=True)  # warm-up: first-run allocations
+    scorer.session = timed = TimedSession(plain)
     started = time.perf_counter()
     scorer.logits(texts, batch_size, cleaned=True)
     seconds = time.perf_counter() - started
-    plain = scorer.session
     scorer.session = profiled_session(scorer, folder)
-    started = time.perf_counter()
-    scorer.logits(texts, batch_size, cleaned=True)
-    profiled_seconds = time.perf_counter() - started
-    events = json.loads(Path(scorer.session.end_profiling()).read_text())
-    scorer.session = plain
-    by_node, run_micros = kernel_times(events)
+    try:
+        scorer.logits(texts[:batch_size], batch_size, cleaned=True)
+        scorer.logits(texts, batch_size, cleaned=True)
+        events = json.loads(Path(scorer.session.end_profiling()).read_text())
+    finally:
+        scorer.session = plain
+    if len(events) >= MAX_EVENTS:
+        raise SystemExit(f"ONNX Runtime's profile stopped at {MAX_EVENTS:,} events: give fewer --reviews")
+    by_node, _ = kernel_times(events)
     return {
         "batch_size": batch_size,
         "reviews_per_s": round(len(texts) / seconds, 1),
-        "inside_runs": round(run_micros / 1e6 / profiled_seconds, 3),
+        "inside_runs": round(timed.seconds / seconds, 3),
         "kernel_seconds": round(sum(by_node.values()) / 1e6, 4),
         **shares(by_node),
     }

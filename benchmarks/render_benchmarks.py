@@ -373,11 +373,13 @@ def profile_section(profile: dict) -> list[str]:
     """profile_scoring: where each model's kernel time goes, by batch size, from ONNX Runtime's profiler."""
     lines = [
         f"## Where the time goes (`benchmarks/profile_scoring.py`, {profile['date']})",
-        f"ONNX Runtime's own profiler on {profile['machine']}: each model scores the same validation reviews at each "
+        f"ONNX Runtime's own profiler on {profile['machine']}: each model scores the first reviews of its validation "
+        "hold-out at each "
         "batch size through the scorer (sorted by length, padded per batch); reviews/s from a plain pass, shares from a "
-        "profiled one. Shares are of all kernel time; 'attention core' is attention's own work on activations "
-        "(Q·Kᵀ, scale, mask, softmax, ·V; not its projections), 'inside runs' the share of wall time inside ONNX "
-        "Runtime (the rest is tokenizing, padding, Python).",
+        "profiled one (its warm-up run left out). Shares are of all kernel time; 'attention core' is attention's own "
+        "work on activations (Q·Kᵀ, scale, mask, softmax, ·V; not its projections; – where a fused `Attention` packs "
+        "them in), 'inside runs' the share of the plain pass's wall time inside ONNX Runtime (the rest is tokenizing, "
+        "padding, Python).",
     ]
     for model in profile["models"]:
         name = f"{model['quantization']}" + (
@@ -393,9 +395,13 @@ def profile_section(profile: dict) -> list[str]:
         for r in model["rows"]:
             cells = " | ".join(f"{r['groups'].get(group, 0.0):.0%}" for group in PROFILE_GROUPS)
             lines.append(
-                f"| {r['batch_size']} | {r['reviews_per_s']} | {r['inside_runs']:.0%} | {r['attention_core']:.0%} | {cells} |"
+                f"| {r['batch_size']} | {r['reviews_per_s']} | {r['inside_runs']:.0%} | {_share(r['attention_core'])} | {cells} |"
             )
     return lines
+
+
+def _share(share: float | None) -> str:
+    return "–" if share is None else f"{share:.0%}"
 
 
 def calibration_section(manifest: dict, evaluation: dict) -> list[str]:
@@ -570,11 +576,11 @@ def kept_sections(path: Path) -> dict[str, list[str]]:
 def model_block(manifest: dict, evaluation: dict | None) -> str:
     """README's paragraph on the bundled model (`evaluation`: `sentiment evaluate` of it on all validation reviews)."""
     check, metrics = manifest["export_check"], manifest["training_metrics"]
-    int8 = check["variants"][-1]
-    fp32 = check["variants"][0]
+    int8, fp32 = check["variants"][-1], check["variants"][0]
+    trained, served = manifest["hyperparameters"]["max_length"], manifest["text_spec"]["max_length"]
     shipped = (
-        f" The shipped int8 model on all {evaluation['count']} held-out reviews (`sentiment evaluate`, reading "
-        f"{manifest['text_spec']['max_length']} tokens): {evaluation['accuracy']:.2%}."
+        f" The shipped int8 model on all {evaluation['count']} held-out reviews (`sentiment evaluate`): "
+        f"{evaluation['accuracy']:.2%}."
         if evaluation
         else ""
     )
@@ -582,9 +588,10 @@ def model_block(manifest: dict, evaluation: dict | None) -> str:
         f"`src/review_sentiment/default_model/`: {manifest['base_model']} (MiniLM-L6, 384 hidden) + "
         f"{METHOD_NAMES[method_of(manifest)]}, trained on the IMDB "
         f"train split on this project's 2-core CPU and exported to int8 ONNX ({int8['size_mb']:.1f} MB; fp32 is "
-        f"{fp32['size_mb']:.0f} MB, too large to bundle). Validation accuracy (fp32 PyTorch, {metrics['count']} held-out "
-        f"reviews, {manifest['data']['split']}): {metrics['accuracy']:.2%}. On the same {check['validation_sample']} "
-        f"reviews int8 scores {int8['accuracy']:.2%} against fp32's {fp32['accuracy']:.2%} "
+        f"{fp32['size_mb']:.0f} MB, too large to bundle). Validation accuracy at training's end (fp32 PyTorch reading "
+        f"{trained} tokens, {metrics['count']} held-out reviews, {manifest['data']['split']}): {metrics['accuracy']:.2%}. "
+        f"Served, it reads {served} tokens of each review: on {check['validation_sample']} of those reviews int8 scores "
+        f"{int8['accuracy']:.2%} against fp32 ONNX's {fp32['accuracy']:.2%} "
         f"({abs(100 * (fp32['accuracy'] - int8['accuracy'])):.1f} points "
         f"{'lower' if int8['accuracy'] < fp32['accuracy'] else 'higher'}, label agreement {int8['agreement']:.2%}); "
         "export `--quantize none` where that matters more than size and speed."

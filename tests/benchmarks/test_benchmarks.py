@@ -79,28 +79,31 @@ def test_load_summary_counts_every_call_and_times_only_answers():
     }  # fmt: skip
 
 
-def _kernel(op: str, node: str, micros: float) -> dict:
-    return {"cat": "Node", "name": f"{node}_kernel_time", "dur": micros, "args": {"op_name": op}}
+def _kernel(op: str, node: str, micros: float, at: float = 100) -> dict:
+    return {"cat": "Node", "name": f"{node}_kernel_time", "ts": at, "dur": micros, "args": {"op_name": op}}
 
 
 def test_profile_shares_are_the_profilers_kernel_durations_summed():
     profile = _script("profile_scoring")
+    self_ = "/bert/encoder/layer.0/attention/self"
     events = [
-        {"cat": "Session", "name": "model_run", "dur": 1500},
-        {"cat": "Session", "name": "session_initialization", "dur": 9000},  # not a run
-        _kernel("MatMulIntegerToFloat", "/encoder/layer.0/attention/self/query/MatMul_quant", 300),
-        {"cat": "Node", "name": "/encoder/layer.0/attention/self/MatMul_fence_before", "dur": 0, "args": {}},
-        _kernel("MatMul", "/encoder/layer.0/attention/self/MatMul", 120),
-        _kernel("MatMul", "/encoder/layer.1/attention/self/MatMul", 80),
-        _kernel("Add", "/encoder/layer.0/attention/self/Add", 100),  # the mask
-        _kernel("Softmax", "/encoder/layer.0/attention/self/Softmax", 150),
-        _kernel("Add", "/encoder/layer.0/attention/output/Add", 50),  # the residual: not attention's core
-        _kernel("Reshape", "/encoder/layer.0/attention/self/query/Reshape", 200),  # a projection's: not core
+        {"cat": "Session", "name": "model_run", "ts": 0, "dur": 50},  # the warm-up run: left out
+        _kernel("MatMul", f"{self_}/MatMul", 40, at=5),
+        {"cat": "Session", "name": "model_run", "ts": 60, "dur": 1500},
+        {"cat": "Session", "name": "session_initialization", "ts": 0, "dur": 9000},  # not a run
+        _kernel("MatMulIntegerToFloat", f"{self_}/query/MatMul_quant", 300),
+        _kernel("MatMul", f"{self_}/MatMul", 120),
+        _kernel("MatMul", "/bert/encoder/layer.1/attention/self/MatMul_1", 80),
+        _kernel("Add", f"{self_}/Add", 100),  # the mask
+        _kernel("Softmax", f"{self_}/Softmax", 150),
+        _kernel("Add", "/bert/encoder/layer.0/attention/output/Add", 50),  # the residual: not attention's own
+        _kernel("Reshape", f"{self_}/query/Reshape", 100),  # under a projection: not attention's own
+        _kernel("Transpose", f"{self_}/Transpose_1", 100),  # heads moved for Q·Kᵀ: attention's own
     ]
     by_node, run_micros = profile.kernel_times(events)
     assert run_micros == 1500 and sum(by_node.values()) == 1000
     result = profile.shares(by_node)
-    assert result["attention_core"] == 0.45  # 120 + 80 + 100 + 150 of 1000
+    assert result["attention_core"] == 0.55  # 120 + 80 + 100 + 150 + 100 of 1000
     assert result["groups"] == {
         "int8 linear": 0.3,
         "float MatMul": 0.2,
@@ -109,6 +112,9 @@ def test_profile_shares_are_the_profilers_kernel_durations_summed():
         "softmax": 0.15,
     }
     assert result["ops"]["MatMul"] == 0.2 and result["ops"]["Add"] == 0.15
+    # a fused Attention holds the projections: attention's own share cannot be told apart
+    assert profile.shares({("Attention", "Attention_0"): 10.0, ("Add", "x"): 10.0})["attention_core"] is None
+    assert profile.shares({("MultiHeadAttention", "Mha_0"): 10.0, ("Add", "x"): 30.0})["attention_core"] == 0.25
     # BENCHMARKS.md has a column for every group the profile can report, so no share goes unshown
     assert set(_script("render_benchmarks").PROFILE_GROUPS) == {*profile.GROUPS, profile.OTHER}
 
@@ -118,9 +124,9 @@ def test_profile_reads_onnxruntimes_own_profile_of_an_int8_export(exported, tmp_
     from review_sentiment.scorer import Scorer
 
     scorer = Scorer.load(exported["int8"], provider="cpu")
+    plain = scorer.session
     texts = [f"review number {i} was {'great' if i % 2 else 'awful'} " * (1 + i % 5) for i in range(12)]
     row = _script("profile_scoring").measure(scorer, texts, 4, tmp_path)
-    assert row["kernel_seconds"] > 0 and 0 < row["inside_runs"] <= 1, row
-    assert abs(sum(row["groups"].values()) - 1) < 1e-3
+    assert row["kernel_seconds"] > 0 and 0 < row["inside_runs"] < 1, row
     assert row["groups"]["int8 linear"] > 0 and row["groups"]["float MatMul"] > 0 and row["attention_core"] > 0
-    assert scorer.session.get_session_options().enable_profiling is False  # the scorer's own session is back
+    assert scorer.session is plain  # the scorer's own session is back

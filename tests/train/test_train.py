@@ -113,8 +113,15 @@ def test_evaluate_a_run_folder_evaluates_its_merged_model(trained_run, tmp_path,
         json.loads((trained_run / "metrics.json").read_text())["accuracy"]
     )
     (tmp_path / "empty").mkdir()
-    assert main(["evaluate", str(tmp_path / "empty")]) != 0
-    assert f"{tmp_path / 'empty'} holds no model" in capsys.readouterr().err
+    (tmp_path / "unfinished" / "checkpoint").mkdir(parents=True)
+    (tmp_path / "reviews.csv").write_text("review,sentiment\ngood,1\n")
+    for path, message in [
+        ("empty", "empty holds no model"),
+        ("unfinished", "unfinished is a training run that has not finished"),
+        ("reviews.csv", "reviews.csv is a file, not a model folder"),
+    ]:
+        assert main(["evaluate", str(tmp_path / path)]) != 0
+        assert message in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

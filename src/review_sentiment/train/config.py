@@ -219,7 +219,12 @@ def _plain(value: object) -> object:
 
 @dataclass
 class EvaluateConfig:
-    model: Path = field(metadata={"help": "a merged model folder, a LoRA adapter folder, or an exported ONNX folder"})
+    model: Path = field(
+        metadata={
+            "help": "a training run's folder (its merged/ is evaluated), a merged model folder, a LoRA adapter "
+            "folder, or an exported ONNX folder"
+        }
+    )
     dataset: str | None = field(
         default=None,
         metadata={
@@ -228,7 +233,8 @@ class EvaluateConfig:
         },
     )
     output: Path | None = field(
-        default=None, metadata={"help": "folder for metrics.json and plots (default: MODEL/evaluation)"}
+        default=None,
+        metadata={"help": "folder for metrics.json and plots (default: evaluation/ in the model folder evaluated)"},
     )
     text_column: str | None = field(default=None, metadata={"help": "text column (detected when omitted)"})
     label_column: str | None = field(default=None, metadata={"help": "label column (detected when omitted)"})

@@ -50,11 +50,18 @@ def _model_folder(path: Path) -> Path:
     if (path / "merged" / TRAINING_MANIFEST).is_file():
         log.info("%s is a training run: evaluating its merged model, %s", path, path / "merged")
         return path / "merged"
+    if path.is_file():
+        raise UserError(f"{path} is a file, not a model folder")
     if not path.is_dir():
         raise UserError(f"model folder not found: {path}")
+    if (path / "checkpoint").is_dir():
+        raise UserError(
+            f"{path} is a training run that has not finished (a checkpoint, no merged/): continue it with "
+            "`sentiment train` with the same options plus --resume"
+        )
     raise UserError(
         f"{path} holds no model (no {MANIFEST}, {TRAINING_MANIFEST} or config.json): pass an exported folder, "
-        "a training run's folder or its merged/"
+        "a merged or adapter folder, or a training run's folder"
     )
 
 
