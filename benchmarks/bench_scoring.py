@@ -151,6 +151,7 @@ def main() -> None:
     report = {
         "machine": machine(),
         "date": time.strftime("%Y-%m-%d"),
+        "model": str(args.merged),
         "samples": len(texts),
         "split": training["data"]["split"],
         "max_length": served_length(args),

@@ -29,13 +29,18 @@ def bf16_note(train: dict) -> str:
     return ""
 
 
+# Figures written before the JSON recorded its machine: the date the project's machine changed, and the earlier one.
+EARLIER_MACHINE = ("2026-12-05", "AMD EPYC, 2 threads, CPython 3.11.7")
+
+
 def header_lines(scoring: dict, manifest: dict) -> list[str]:
     return [
         "# Benchmarks",
         "",
         "Every figure below is copied by `benchmarks/render_benchmarks.py` from the JSON written by the script",
         "named in its section. Machine for all of them (unless said): "
-        f"{scoring['machine']}; 2 cores, 24 GiB, no GPU. No GPU was available to this project, so there are no GPU figures.",
+        f"{scoring['machine']}; 2 cores, 24 GiB, no GPU; sections dated before {EARLIER_MACHINE[0]} ran on "
+        f"{EARLIER_MACHINE[1]} (the machine changed). No GPU was available to this project, so there are no GPU figures.",
         f"Validation data: {manifest['data']['split']} of the IMDB train split "
         f"({manifest['data']['validation']['rows']} reviews); the IMDB test split was never used.",
     ]
@@ -95,7 +100,14 @@ def accuracy_section(manifest: dict) -> list[str]:
 def scoring_section(scoring: dict) -> list[str]:
     lines = [
         f"## Scoring throughput vs peers (`benchmarks/bench_scoring.py`, {scoring['date']})",
-        f"{scoring['samples']} validation reviews, one run, batch 32, max length {scoring.get('max_length', 256)} for every runner. The peers truncate the head only "
+        f"{scoring['samples']} validation reviews, one run on {scoring['machine']}, batch 32, max length "
+        f"{scoring.get('max_length', 256)} for every runner"
+        + (
+            f", all on the weights of `{scoring['model']}` (PyTorch for the peers, its exports for ours)"
+            if "model" in scoring
+            else ""
+        )
+        + ". The peers truncate the head only "
         "(what a transformers pipeline does); ours reads head+tail as in training, so label agreement below 100% is by design "
         "and accuracy is the fair comparison.",
         "",
@@ -400,6 +412,36 @@ def profile_section(profile: dict) -> list[str]:
     return lines
 
 
+def candidates_section(manifest: dict, evaluation: dict) -> list[str]:
+    """The bundled model against each candidate trained to replace it (benchmarks/results/candidates/NAME.*.json:
+    its exported int8 manifest and `sentiment evaluate` of that export), judged the same way."""
+    rows = [("bundled", manifest, evaluation)]
+    error = (evaluation["accuracy"] * (1 - evaluation["accuracy"]) / evaluation["count"]) ** 0.5  # binomial
+    for path in sorted((OUT / "candidates").glob("*.manifest.json")):
+        name = path.name.removesuffix(".manifest.json")
+        rows.append((name, json.loads(path.read_text()), load(f"candidates/{name}.evaluate.json")))
+    lines = [
+        f"## Default model candidates (`sentiment train`, `sentiment export`, `sentiment evaluate`, {rows[-1][1]['created'][:10]})",
+        "Each model exported as the bundled one is (`scripts/ship_default_model.py`: static int8 QDQ, reading "
+        f"{manifest['text_spec']['max_length']} tokens) and scored by `sentiment evaluate` on all "
+        f"{evaluation['count']} validation reviews ({manifest['data']['split']}); fp32 figures are the training run's "
+        "own, at its training length. ROC-AUC and Brier score use every score, not only which side of the "
+        f"threshold it falls on; one standard error of the bundled model's int8 accuracy here is {100 * error:.2f} points.",
+        "",
+        "| model | method | lr | epochs (best step) | fp32 accuracy | fp32 ROC-AUC | int8 accuracy | int8 ROC-AUC "
+        "| int8 Brier | int8 ECE |",
+        "| --- " * 10 + "|",
+    ]
+    for name, model, ev in rows:
+        hp, fp32, training = model["hyperparameters"], model["training_metrics"], model["training"]
+        lines.append(
+            f"| {name} | {METHOD_NAMES[method_of(model)]} | {hp['lr']:g} | {training['epochs_completed']} "
+            f"({training['best_step']}) | {fp32['accuracy']:.2%} | {fp32['roc_auc']:.4f} | {ev['accuracy']:.2%} | "
+            f"{ev['roc_auc']:.4f} | {ev['brier']:.4f} | {ev['ece']:.4f} |"
+        )
+    return lines
+
+
 def _share(share: float | None) -> str:
     return "–" if share is None else f"{share:.0%}"
 
@@ -546,6 +588,7 @@ def benchmarks_markdown() -> str:
             "evaluate_default.json",
             lambda d: calibration_section(manifest, d) if calibrated else [],
         ),
+        candidates_section(manifest, load("evaluate_default.json")),
         section("## Install size and start-up", "install.json", install_section),
     ]
     scoring = load_optional("scoring.json")
@@ -653,7 +696,8 @@ def _scoring_line(scoring: dict) -> str:
 
 def _memory_line(memory: dict) -> str:
     sizes = ", ".join(f"{r['peak_rss_mb']:.0f} MB at {r['rows']:,} rows" for r in memory["results"])
-    return f"- score-csv peak memory: {sizes}."
+    earlier = f", {EARLIER_MACHINE[1]}" if memory["date"] < EARLIER_MACHINE[0] else ""
+    return f"- score-csv peak memory: {sizes} ({memory['date']}{earlier})."
 
 
 def _app_line(app: dict) -> str:

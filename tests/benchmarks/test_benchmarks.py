@@ -130,3 +130,27 @@ def test_profile_reads_onnxruntimes_own_profile_of_an_int8_export(exported, tmp_
     assert row["kernel_seconds"] > 0 and 0 < row["inside_runs"] < 1, row
     assert row["groups"]["int8 linear"] > 0 and row["groups"]["float MatMul"] > 0 and row["attention_core"] > 0
     assert scorer.session is plain  # the scorer's own session is back
+
+
+def test_candidates_table_judges_the_bundled_model_and_each_candidate_alike(tmp_path, monkeypatch):
+    render = _script("render_benchmarks")
+    monkeypatch.setattr(render, "OUT", tmp_path)
+
+    def model(method: str, lr: float, accuracy: float) -> dict:
+        return {
+            "created": "2026-12-05T10:00:00Z",
+            "hyperparameters": {"method": method, "lr": lr},
+            "training_metrics": {"accuracy": accuracy, "roc_auc": 0.98},
+            "training": {"epochs_completed": 2.0, "best_step": 2000},
+            "text_spec": {"max_length": 384},
+            "data": {"split": "stratified 10% hold-out, seed 42"},
+        }
+
+    evaluation = {"count": 2500, "accuracy": 0.9, "roc_auc": 0.97, "brier": 0.05, "ece": 0.01}
+    (tmp_path / "candidates").mkdir()
+    (tmp_path / "candidates" / "full.manifest.json").write_text(json.dumps(model("full", 1e-4, 0.93)))
+    (tmp_path / "candidates" / "full.evaluate.json").write_text(json.dumps({**evaluation, "accuracy": 0.928}))
+    lines = render.candidates_section(model("lora", 5e-4, 0.9229), evaluation)
+    assert "one standard error of the bundled model's int8 accuracy here is 0.60 points" in lines[1]  # √(.9·.1/2500)
+    assert lines[-2] == "| bundled | LoRA | 0.0005 | 2.0 (2000) | 92.29% | 0.9800 | 90.00% | 0.9700 | 0.0500 | 0.0100 |"
+    assert lines[-1].startswith("| full | full fine-tuning | 0.0001 | 2.0 (2000) | 93.00% | 0.9800 | 92.80% |")
