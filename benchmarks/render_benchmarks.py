@@ -588,7 +588,7 @@ def benchmarks_markdown() -> str:
             "evaluate_default.json",
             lambda d: calibration_section(manifest, d) if calibrated else [],
         ),
-        candidates_section(manifest, load("evaluate_default.json")),
+        section("## Default model candidates", "evaluate_default.json", lambda d: candidates_section(manifest, d)),
         section("## Install size and start-up", "install.json", install_section),
     ]
     scoring = load_optional("scoring.json")
@@ -689,7 +689,9 @@ def _scoring_line(scoring: dict) -> str:
     best = max((r for r in scoring["results"] if r["name"].startswith("(c)")), key=lambda r: r["reviews_per_s"])
     return (
         f"- Scoring: {best['name'].removeprefix('(c) ')} {best['reviews_per_s']} reviews/s = {best['ratio_to_pipeline']:.2f}× a "
-        f"transformers pipeline on the same model ({scoring['results'][0]['reviews_per_s']} reviews/s), accuracy "
+        f"transformers pipeline on the same model ({scoring['results'][0]['reviews_per_s']} reviews/s"
+        + (f"; the weights of `{scoring['model']}`" if "model" in scoring else "")
+        + "), accuracy "
         f"{best['accuracy']:.2%} vs {scoring['results'][0]['accuracy']:.2%} on {scoring['samples']} validation reviews."
     )
 
