@@ -2,7 +2,7 @@
 
 Every int8 variant of one trained model, measured in one run on the same validation reviews (the run's
 own hold-out, re-created from its manifest): size, accuracy (row i against gold label i), label agreement
-with fp32, reviews/s through the scorer (batch 32), and batch dependence (each of the first 200 reviews
+with fp32, reviews/s through the scorer (its default batching), and batch dependence (each of the first 200 reviews
 scored alone vs inside batches of 32: the largest score change and how many labels flip). Also the
 machine's ceilings measured by ONNX Runtime itself on 2048³ products: fp32 MatMul and u8×s8
 MatMulInteger, with the share of each ceiling the fp32 and int8 paths reach end to end, and for int8 the
@@ -13,18 +13,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import cpu_model  # this folder is on sys.path when run as a script
+from bench_common import machine  # this folder is on sys.path when run as a script
 from bench_scoring import flops_by_part  # this folder is on sys.path when run as a script
 
 from review_sentiment.cli import main as sentiment
 from review_sentiment.export.verify import validation_sample
-from review_sentiment.manifest import TRAINING_MANIFEST
+from review_sentiment.manifest import TRAINING_MANIFEST, read_manifest
 from review_sentiment.metrics import agreement, label_accuracy
 from review_sentiment.scorer import Scorer
 from review_sentiment.scoring import predicted_classes, probabilities
@@ -92,7 +91,7 @@ def measure(name: str, folder: Path, texts: list[str], gold: np.ndarray, fp32_la
     scorer = Scorer.load(folder, provider="cpu")
     scorer.logits(texts[:32], cleaned=True)  # warm-up
     started = time.perf_counter()
-    logits = scorer.logits(texts, batch_size=32, cleaned=True)
+    logits = scorer.logits(texts, cleaned=True)  # the scorer's default batching, as score-csv runs it
     seconds = time.perf_counter() - started
     labels = [scorer.labels[i] for i in predicted_classes(probabilities(logits))]
     probe = texts[:200]
@@ -104,6 +103,7 @@ def measure(name: str, folder: Path, texts: list[str], gold: np.ndarray, fp32_la
         "accuracy": label_accuracy(gold, labels, scorer.labels),
         "agreement_with_fp32": agreement(labels, fp32_labels) if fp32_labels is not None else 1.0,
         "reviews_per_s": round(len(texts) / seconds, 1),
+        "batching": scorer.batching.describe(),
         "batch_max_abs_score_diff": float(np.abs(alone[:, 1] - batched[:, 1]).max()),
         "batch_label_flips": int((alone.argmax(axis=1) != batched.argmax(axis=1)).sum()),
         "labels": labels,
@@ -163,11 +163,13 @@ def main() -> None:
         rows = [measure("fp32", folders["fp32"], texts, gold, None)]
         rows += [measure(n, folders[n], texts, gold, rows[0]["labels"]) for n in names[1:]]
         flops = flops_per_review(args.merged, folders["fp32"], texts)
+        max_length = read_manifest(folders["fp32"])["text_spec"]["max_length"]
     report = {
         "date": time.strftime("%Y-%m-%d"),
-        "machine": _machine(),
+        "machine": machine(),
         "model": str(args.merged),
         "reviews": len(texts),
+        "max_length": max_length,
         "data": training["data"]["split"],
         "ceilings": limits,
         "flops_per_review": sum(flops),
@@ -179,10 +181,6 @@ def main() -> None:
     for row in report["rows"]:
         print(json.dumps(row))
     print(json.dumps(limits))
-
-
-def _machine() -> str:
-    return f"{cpu_model()}, {platform.python_implementation()} {platform.python_version()}"
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """python benchmarks/bench_scoring.py --merged runs/minilm-lora-2ep/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
 
 Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
-PyTorch model, batch 32; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline;
-(c) our runtime, fp32 and int8. Reviews/s, ratio to (a), label agreement with (a), accuracy; and the
-achieved GFLOP/s next to a plain fp32 matrix multiply measured in the same run.
+PyTorch model; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline, each at batch 1
+(a pipeline's default) and 32; (c) our runtime, fp32 and int8, with the scorer's default batching on CPU and
+with its earlier default (32 a call, one call at a time). Reviews/s, ratio to the faster (a), label agreement with it, accuracy; and the achieved GFLOP/s (on
+the padded batches each of ours ran) next to a plain fp32 matrix multiply measured in the same run.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipe
 from review_sentiment.export.verify import validation_sample
 from review_sentiment.manifest import read_manifest
 from review_sentiment.metrics import agreement, label_accuracy
+from review_sentiment.providers import Batching
 from review_sentiment.scorer import Scorer
 from review_sentiment.text import LABELS
 
@@ -52,44 +54,82 @@ def flops_by_part(config: dict, lengths: list[int]) -> tuple[float, float]:
     return float(sum(per_token_linear * t for t in lengths)), float(sum(4 * layers * t * t * hidden for t in lengths))
 
 
-def timed(label: str, fn, texts: list[str]) -> dict:
+def timed(label: str, batch: str, fn, texts: list[str]) -> dict:
     fn(texts[:32])  # warm-up
     started = time.perf_counter()
     labels = fn(texts)
     seconds = time.perf_counter() - started
-    print(f"{label:<38} {len(texts) / seconds:8.1f} reviews/s", flush=True)
-    return {"name": label, "seconds": seconds, "reviews_per_s": len(texts) / seconds, "labels": labels}
+    print(f"{label:<38} {batch:<50} {len(texts) / seconds:8.1f} reviews/s", flush=True)
+    return {"name": label, "batch": batch, "seconds": seconds, "reviews_per_s": len(texts) / seconds, "labels": labels}
+
+
+class ShapeRecorder:
+    """A session that records the (batch, padded length) of each call: FLOPs are counted on what really ran."""
+
+    def __init__(self, session, shapes: list) -> None:
+        self.session, self.shapes = session, shapes
+
+    def run(self, names, feeds):
+        self.shapes.append(feeds["input_ids"].shape)
+        return self.session.run(names, feeds)
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--merged", type=Path, required=True, help="merged PyTorch model folder")
-    parser.add_argument("--fp32", type=Path, required=True, help="our fp32 export")
-    parser.add_argument("--int8", type=Path, required=True, help="our int8 export")
+    parser.add_argument("--fp32", type=Path, required=True, help="our fp32 export of --merged")
+    parser.add_argument("--int8", type=Path, required=True, help="our int8 export of --merged")
     parser.add_argument("--samples", type=int, default=1000, help="validation reviews to score")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scoring.json"))
     return parser.parse_args()
 
 
-def run_runners(args: argparse.Namespace, texts: list[str], max_length: int) -> list[dict]:
-    """Time (a) the PyTorch pipeline, (b) Optimum's ORTModel pipeline and (c) our runtime, fp32 and int8, in that order."""
+PEER_BATCHES = (1, 32)  # a transformers pipeline's own default (one review a call, no padding), and 32
+EARLIER_DEFAULT = Batching(rows=32)  # ours before default_batching: 32 a call, one call at a time on all cores
+
+
+def run_peers(args: argparse.Namespace, texts: list[str], max_length: int) -> list[dict]:
+    """Time (a) the PyTorch pipeline and (b) Optimum's ORTModel pipeline at each of PEER_BATCHES."""
     tokenizer = AutoTokenizer.from_pretrained(args.merged)
     labels_of = lambda outputs: [o["label"] for o in outputs]  # noqa: E731
-
     torch_model = AutoModelForSequenceClassification.from_pretrained(args.merged).eval()
     torch_pipe = pipeline("text-classification", model=torch_model, tokenizer=tokenizer, device="cpu")
-    kwargs = {"batch_size": 32, "truncation": True, "max_length": max_length}
-    results = [timed("(a) transformers pipeline, PyTorch", lambda t: labels_of(torch_pipe(t, **kwargs)), texts)]
-
     from optimum.onnxruntime import ORTModelForSequenceClassification
 
     ort_model = ORTModelForSequenceClassification.from_pretrained(args.fp32, provider="CPUExecutionProvider")
     ort_pipe = pipeline("text-classification", model=ort_model, tokenizer=tokenizer, device="cpu")
-    results.append(timed("(b) Optimum ORTModel pipeline, fp32", lambda t: labels_of(ort_pipe(t, **kwargs)), texts))
+    results = []
+    for name, pipe in (
+        ("(a) transformers pipeline, PyTorch", torch_pipe),
+        ("(b) Optimum ORTModel pipeline, fp32", ort_pipe),
+    ):
+        for batch in PEER_BATCHES:
+            kwargs = {"batch_size": batch, "truncation": True, "max_length": max_length}
+            label = f"{batch} a call"
+            results.append(timed(name, label, lambda t, p=pipe, k=kwargs: labels_of(p(t, **k)), texts))
+    return results
 
+
+def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[dict]:
+    """Time (c) our scorer, fp32 and int8, with its default batching and with EARLIER_DEFAULT, counting the FLOPs
+    of the batches each really ran (on both its sessions)."""
+    results = []
     for name, folder in (("(c) ours, fp32", args.fp32), ("(c) ours, int8", args.int8)):
-        scorer = Scorer.load(folder, provider="cpu")
-        results.append(timed(name, lambda t, s=scorer: [p.label for p in s.predict(t, batch_size=32)], texts))
+        for batching in (None, EARLIER_DEFAULT):
+            scorer = Scorer.load(folder, provider="cpu")
+            scorer.batching = batching or scorer.batching
+            scorer.logits(texts[:64])  # opens the concurrent calls' session, if it has one
+            shapes: list = []
+            scorer.session = ShapeRecorder(scorer.session, shapes)
+            if scorer.concurrent_session is not None:
+                scorer.concurrent_session = ShapeRecorder(scorer.concurrent_session, shapes)
+            labels_of = lambda t, s=scorer: [p.label for p in s.predict(t)]  # noqa: E731
+            result = timed(name, scorer.batching.describe(), labels_of, texts)
+            lengths = [length for rows, length in shapes for _ in range(rows)]
+            results.append({**result, "flops": model_flops(config, lengths[-len(texts) :])})  # after the warm-up
     return results
 
 
@@ -101,52 +141,52 @@ def served_length(args: argparse.Namespace) -> int:
     return lengths.pop()
 
 
-def padded_lengths(fp32: Path, texts: list[str]) -> list[int]:
-    """Each review's padded length as our runtime batches them: longest first, 32 a batch, padded to the first."""
-    ours = Scorer.load(fp32, provider="cpu")
-    ids = ours.encoder.encode(texts)
-    order = np.argsort([-len(s) for s in ids], kind="stable")
-    return [len(ids[order[i]]) for i in range(0, len(ids), 32) for _ in order[i : i + 32]]
+def check_sources(args: argparse.Namespace) -> None:
+    """The exports must hold --merged's weights, or the peers and ours would score different models."""
+    for folder in (args.fp32, args.int8):
+        source = read_manifest(folder).get("source_model")
+        if source is None or Path(source).resolve() != args.merged.resolve():
+            raise SystemExit(f"{folder} was exported from {source}, not from --merged {args.merged}")
 
 
-def result_rows(results: list[dict], flops: float, gold: list) -> list[dict]:
-    """Reviews/s, ratio to and agreement with the pipeline (results[0]), accuracy, and GFLOP/s for ours."""
-    reference = results[0]
+def result_rows(results: list[dict], gold: list) -> list[dict]:
+    """Reviews/s, ratio to and agreement with the faster transformers pipeline run, accuracy, and ours' GFLOP/s."""
+    reference = max((r for r in results if r["name"].startswith("(a)")), key=lambda r: r["reviews_per_s"])
     gold_labels = np.array(gold)
-    rows = []
-    for r in results:
-        rows.append(
-            {
-                "name": r["name"],
-                "reviews_per_s": round(r["reviews_per_s"], 1),
-                "ratio_to_pipeline": round(r["reviews_per_s"] / reference["reviews_per_s"], 2),
-                "agreement_with_pipeline": agreement(r["labels"], reference["labels"]),
-                "accuracy": label_accuracy(gold_labels, r["labels"], LABELS),
-                "achieved_gflops": round(flops / r["seconds"] / 1e9, 1) if r["name"].startswith("(c)") else None,
-            }
-        )
-    return rows
+    return [
+        {
+            "name": r["name"],
+            "batch": r["batch"],
+            "reviews_per_s": round(r["reviews_per_s"], 1),
+            "ratio_to_pipeline": round(r["reviews_per_s"] / reference["reviews_per_s"], 2),
+            "agreement_with_pipeline": agreement(r["labels"], reference["labels"]),
+            "accuracy": label_accuracy(gold_labels, r["labels"], LABELS),
+            "achieved_gflops": round(r["flops"] / r["seconds"] / 1e9, 1) if "flops" in r else None,
+        }
+        for r in results
+    ]
 
 
 def print_report(report: dict, peak: float) -> None:
     rows = report["results"]
     print(f"\n{report['machine']}; {report['samples']} validation reviews ({report['split']}); {report['date']}")
     print(f"plain fp32 matmul (torch, 2048^3): {peak:.1f} GFLOP/s")
-    print("| runner | reviews/s | × pipeline | agreement | accuracy | GFLOP/s |\n| --- | --- | --- | --- | --- | --- |")
+    print("| runner | batch | reviews/s | × pipeline | agreement | accuracy | GFLOP/s |\n" + "| --- " * 7 + "|")
     for r in rows:
         gf = f"{r['achieved_gflops']}" if r["achieved_gflops"] else "–"
         print(
-            f"| {r['name']} | {r['reviews_per_s']} | {r['ratio_to_pipeline']:.2f}× | "
+            f"| {r['name']} | {r['batch']} | {r['reviews_per_s']} | {r['ratio_to_pipeline']:.2f}× | "
             f"{r['agreement_with_pipeline']:.2%} | {r['accuracy']:.2%} | {gf} |"
         )
 
 
 def main() -> None:
     args = parse_args()
+    check_sources(args)
     training = json.loads((args.merged / "training_manifest.json").read_text())
     texts, gold = validation_sample(training, args.samples)
-    results = run_runners(args, texts, served_length(args))
-    flops = model_flops(json.loads((args.merged / "config.json").read_text()), padded_lengths(args.fp32, texts))
+    config = json.loads((args.merged / "config.json").read_text())
+    results = run_peers(args, texts, served_length(args)) + run_ours(args, texts, config)
     peak = matmul_gflops()
     report = {
         "machine": machine(),
@@ -156,7 +196,7 @@ def main() -> None:
         "split": training["data"]["split"],
         "max_length": served_length(args),
         "matmul_fp32_gflops": round(peak, 1),
-        "results": result_rows(results, flops, gold),
+        "results": result_rows(results, gold),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bench_common import machine  # this folder is on sys.path when run as a script
 
 from review_sentiment.manifest import read_manifest
 from review_sentiment.metrics import agreement
@@ -55,7 +56,15 @@ def main() -> None:
     rows = [measure(scorer, texts, reviews.labels, length) for length in args.lengths]
     for row in rows:
         print(row, flush=True)
-    report = {"date": time.strftime("%Y-%m-%d"), "reviews": len(texts), "trained_max_length": trained, "results": rows}
+    report = {
+        "date": time.strftime("%Y-%m-%d"),
+        "machine": machine(),
+        "model": str(scorer.folder),
+        "batch": scorer.batching.describe(),
+        "reviews": len(texts),
+        "trained_max_length": trained,
+        "results": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
 

@@ -1,8 +1,9 @@
-"""python benchmarks/profile_scoring.py [MODEL ...] --reviews 400 --batch-sizes 1 4 8 16 32 64
+"""python benchmarks/profile_scoring.py [MODEL ...] --reviews 400 --batch-sizes 1 2 4 8 16 32 64
 
 Where the scorer's time goes, by ONNX Runtime's own profiler: each exported model (default: the bundled one)
 scores the first --reviews of its own validation hold-out (re-created from its manifest; needs the training
-data on this machine) at each batch size, through the scorer (sorted by length, padded per batch), twice:
+data on this machine) at each batch size, through the scorer (sorted by length, padded per batch; one call at
+a time on all cores, not the CPU default's concurrent single-thread calls), twice:
 once plain, for reviews/s and the share of that time inside ONNX Runtime's runs (the rest is tokenizing,
 padding and Python); once profiled, for the kernel time of each operator type (its warm-up run left out),
 summed and grouped (int8 linear layers, float MatMuls, softmax, quantize/dequantize, ...) as shares of all
@@ -14,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_common import cpu_model, write_report  # this folder is on sys.path when run as a script
+from bench_common import machine, write_report  # this folder is on sys.path when run as a script
 
 from review_sentiment.manifest import read_manifest
+from review_sentiment.providers import Batching, SessionPlan, create_session
 from review_sentiment.scorer import Scorer
 from review_sentiment.text import clean_text
 from review_sentiment.train.data import validation_split
@@ -64,9 +65,12 @@ MAX_EVENTS = 1_000_000  # ONNX Runtime stops recording a profile there, silently
 def in_attention_core(op_type: str, node: str) -> bool:
     """Whether a kernel is attention's own work on activations (Q·Kᵀ, scale, mask, softmax, ·V; not its
     projections): MultiHeadAttention, or a node in a BERT exporter's `.../attention/self/` scope that is not
-    under its query/key/value projections."""
+    under its query/key/value projections. Quantize/dequantize nodes there belong to the int8 projections
+    around attention (the output projection's input), not to its own float work."""
     if op_type == "MultiHeadAttention":
         return True
+    if op_type in GROUPS["quantize/dequantize"]:
+        return False
     return "/attention/self/" in node and not any(f"/{p}/" in node for p in ("query", "key", "value"))
 
 
@@ -100,15 +104,11 @@ def shares(by_node: dict[tuple[str, str], float]) -> dict:
 
 
 def profiled_session(scorer: Scorer, folder: Path):
-    """A session on the scorer's graph with the same options as the scorer's own, plus ONNX Runtime's profiler."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.enable_profiling = True
-    options.profile_file_prefix = str(folder / "profile")
+    """A session made as the scorer's own is (`create_session`), with ONNX Runtime's profiler on."""
     model = scorer.folder / scorer.manifest.get("model_file", "model.onnx")
-    return ort.InferenceSession(str(model), sess_options=options, providers=["CPUExecutionProvider"])
+    return create_session(
+        model, "cpu", plan=SessionPlan.from_manifest(scorer.manifest), profile_prefix=folder / "profile"
+    )
 
 
 class TimedSession:
@@ -131,20 +131,22 @@ class TimedSession:
 
 def measure(scorer: Scorer, texts: list[str], batch_size: int, folder: Path) -> dict:
     """reviews/s and the share of it inside ONNX Runtime, from a plain pass after a warm-up; then one profiled
-    pass (its warm-up run left out) for the kernel-time shares."""
-    plain = scorer.session
-    scorer.logits(texts[:batch_size], batch_size, cleaned=True)  # warm-up: first-run allocations
-    scorer.session = timed = TimedSession(plain)
-    started = time.perf_counter()
-    scorer.logits(texts, batch_size, cleaned=True)
-    seconds = time.perf_counter() - started
-    scorer.session = profiled_session(scorer, folder)
+    pass (its warm-up run left out) for the kernel-time shares. One call at a time on the scorer's own session
+    (all its threads), so that the timer and the profiler see every call."""
+    plain, batching = scorer.session, scorer.batching
+    scorer.batching = Batching(rows=batch_size)
     try:
-        scorer.logits(texts[:batch_size], batch_size, cleaned=True)
-        scorer.logits(texts, batch_size, cleaned=True)
+        scorer.logits(texts[:batch_size], cleaned=True)  # warm-up: first-run allocations
+        scorer.session = timed = TimedSession(plain)
+        started = time.perf_counter()
+        scorer.logits(texts, cleaned=True)
+        seconds = time.perf_counter() - started
+        scorer.session = profiled_session(scorer, folder)
+        scorer.logits(texts[:batch_size], cleaned=True)
+        scorer.logits(texts, cleaned=True)
         events = json.loads(Path(scorer.session.end_profiling()).read_text())
     finally:
-        scorer.session = plain
+        scorer.session, scorer.batching = plain, batching
     if len(events) >= MAX_EVENTS:
         raise SystemExit(f"ONNX Runtime's profile stopped at {MAX_EVENTS:,} events: give fewer --reviews")
     by_node, _ = kernel_times(events)
@@ -170,6 +172,7 @@ def profile_model(model: str | None, args: argparse.Namespace, folder: Path) -> 
         print(json.dumps({k: v for k, v in rows[-1].items() if k != "ops"}), flush=True)
     return {
         "model": str(scorer.folder),
+        "source_model": manifest.get("source_model"),
         "quantization": manifest.get("quantization", "none"),
         "optimization": manifest.get("optimization"),
         "max_length": scorer.encoder.spec.max_length,
@@ -182,14 +185,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="*", help="exported folders (default: the bundled model)")
     parser.add_argument("--reviews", type=int, default=400, help="validation reviews scored at each batch size")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16, 32, 64])
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32, 64])
     parser.add_argument("--dataset", help="the training data, if it moved since training")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/profile.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         models = [profile_model(m, args, Path(tmp)) for m in (args.models or [None])]
-    machine = f"{cpu_model()}, {platform.python_implementation()} {platform.python_version()}"
-    write_report(args.out, {"date": time.strftime("%Y-%m-%d"), "machine": machine, "models": models})
+    write_report(args.out, {"date": time.strftime("%Y-%m-%d"), "machine": machine(), "models": models})
 
 
 if __name__ == "__main__":

@@ -182,7 +182,11 @@ def _add_serving_commands(commands) -> None:
     )
     p.add_argument("--model", help="exported model folder or Hub id (default: the bundled model)")
     p.add_argument("--provider", default="auto", choices=PROVIDERS, help="ONNX Runtime provider (default: auto)")
-    p.add_argument("--threads", type=int, help="ONNX Runtime intra-op threads (default: physical cores)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        help="CPU threads (default: every CPU this process may use); on CPU that many calls run at once, one thread each",
+    )
     p.add_argument("--host", help="address to bind (default 127.0.0.1, or $GRADIO_SERVER_NAME)")
     p.add_argument("--port", type=int, help="port (default $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--share", action="store_true", help="open a public gradio.live link (off by default)")

@@ -26,6 +26,48 @@ Provider = Literal["auto", "cuda", "tensorrt", "cpu"]
 PROVIDERS: tuple[str, ...] = ("auto", "cuda", "tensorrt", "cpu")
 _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionProvider", "cpu": "CPUExecutionProvider"}
 
+# How a scorer groups reviews into ONNX Runtime calls when its caller names no batch size, by the provider that
+# really runs. On CPU: calls of at most CPU_TOKENS_PER_CALL padded tokens (a long review alone, short ones many
+# together), as many at once as there are cores, each on one thread. Attention's float work grows with the
+# padded length, a large batch outgrows the caches, and a small call does not split well over threads
+# (BENCHMARKS.md, "Scoring throughput" and "Where the time goes"). A GPU wants large batches, one at a time.
+# A review's score does not depend on its batch either way.
+CPU_TOKENS_PER_CALL = 512
+GPU_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Batching:
+    """How many reviews an ONNX Runtime call carries (`rows`, or as many as fit `tokens` padded tokens, at
+    least one) and how many calls run at once (`concurrent`, each on one CPU thread)."""
+
+    rows: int | None = None
+    tokens: int | None = None
+    concurrent: int = 1
+
+    def describe(self) -> str:
+        size = f"{self.rows} reviews" if self.rows else f"up to {self.tokens} tokens"
+        return f"{size} a call" + (
+            f", {self.concurrent} calls at once on one thread each" if self.concurrent > 1 else ""
+        )
+
+
+def default_batching(running_provider: str, batch_size: int | None = None, threads: int | None = None) -> Batching:
+    """The batching for the provider that really runs a session (its first); `batch_size` fixes the rows a call,
+    `threads` the CPU threads (default: every CPU this process may use)."""
+    if running_provider != "CPUExecutionProvider":
+        return Batching(rows=batch_size or GPU_BATCH_SIZE)
+    concurrent = threads or available_cpus()
+    return (
+        Batching(rows=batch_size, concurrent=concurrent)
+        if batch_size
+        else Batching(None, CPU_TOKENS_PER_CALL, concurrent)
+    )
+
+
+def available_cpus() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
 
 def may_have_nvidia_gpu(root: Path = Path("/")) -> bool:
     """False only where it is known: on Linux, no NVIDIA driver lists a GPU. Elsewhere the session tries.
@@ -105,9 +147,14 @@ class SessionPlan:
 
 
 def create_session(
-    model_path: Path, provider: str = "auto", threads: int | None = None, plan: SessionPlan | None = None
+    model_path: Path,
+    provider: str = "auto",
+    threads: int | None = None,
+    plan: SessionPlan | None = None,
+    profile_prefix: Path | None = None,
 ) -> ort.InferenceSession:
     """The one place an ONNX Runtime session is made: explicit providers, checked after creation.
+    `profile_prefix` turns on ONNX Runtime's profiler (benchmarks/profile_scoring.py), writing there.
 
     `get_available_providers()` lists CUDA on any onnxruntime-gpu install, GPU or not, and a CUDA
     provider that fails to start falls back to CPU with only a log line; so what counts is
@@ -127,6 +174,9 @@ def create_session(
     if threads:
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
+    if profile_prefix is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile_prefix)
     chain = [(name, _provider_options(name, model_path, plan)) for name in wanted]
     try:
         session = ort.InferenceSession(str(model_path), sess_options=options, providers=chain)

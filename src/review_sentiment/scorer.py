@@ -7,8 +7,10 @@ manifest.json) is all it needs.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, overload
 
@@ -16,7 +18,7 @@ import numpy as np
 
 from .errors import UserError
 from .manifest import MODEL_FILE, read_manifest, resolve_model_folder, verify_files
-from .providers import SessionPlan, create_session
+from .providers import GPU_BATCH_SIZE, Batching, SessionPlan, create_session, default_batching
 from .scoring import predicted_classes, probabilities
 from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
     import onnxruntime as ort
 
 log = logging.getLogger(__name__)
+
+# Texts tokenized and sorted by length together: enough that each batch pads little, few enough to hold.
+SORT_WINDOW = 512
 
 # Optimization levels that fuse attention; exports from before the fused op read the 0/1 mask lack
 # manifest["attention_mask"] == "raw".
@@ -55,6 +60,23 @@ def iter_windows(items: Iterable, size: int) -> Iterator[list]:
         yield window
 
 
+def split_batches(lengths: Sequence[int], rows: int | None, tokens: int | None) -> list[slice]:
+    """Consecutive batches over reviews sorted longest first (`lengths`): each at most `rows` reviews and, padded
+    to its first (longest), at most `tokens` tokens, but never empty."""
+    batches, start = [], 0
+    while start < len(lengths):
+        end = start + 1
+        while (
+            end < len(lengths)
+            and (rows is None or end - start < rows)
+            and (tokens is None or (end - start + 1) * lengths[start] <= tokens)
+        ):
+            end += 1
+        batches.append(slice(start, end))
+        start = end
+    return batches
+
+
 def _check_logits_width(session: ort.InferenceSession, labels: tuple[str, ...], model_path: Path) -> None:
     """A graph must answer one logit per label of its manifest: with one more or fewer, every label would be
     named after the wrong class (or scoring would fail half-way through a file)."""
@@ -72,7 +94,15 @@ def _check_logits_width(session: ort.InferenceSession, labels: tuple[str, ...], 
 class Scorer:
     """An exported model on an ONNX Runtime session: texts in, predictions out, in input order."""
 
-    def __init__(self, folder: Path, session: ort.InferenceSession, encoder: ReviewEncoder, manifest: dict) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        session: ort.InferenceSession,
+        encoder: ReviewEncoder,
+        manifest: dict,
+        batching: Batching | None = None,
+        open_single_thread: Callable[[], ort.InferenceSession] | None = None,
+    ) -> None:
         self.folder = folder
         self.session = session
         self.encoder = encoder
@@ -81,6 +111,13 @@ class Scorer:
         # Fitted at export on validation logits; dividing the logits by it changes confidences, never labels.
         self.temperature = float(manifest.get("temperature", 1.0))
         self.input_names = [i.name for i in session.get_inputs()]
+        self.batching = batching or default_batching(self.provider)
+        # Concurrent calls run on a second session of one thread each, made when first needed: a lone call (the
+        # app's one review) keeps every thread of `session`.
+        self.concurrent_session: ort.InferenceSession | None = None
+        self._open_single_thread = open_single_thread or (lambda: session)
+        self._pools: dict[int, ThreadPoolExecutor] = {}
+        self._opening = threading.Lock()
 
     @classmethod
     def load(
@@ -90,10 +127,13 @@ class Scorer:
         threads: int | None = None,
         verify_checksum: bool = True,
         calibrated: bool = True,
-        max_batch: int = 64,
+        batch_size: int | None = None,
+        max_batch: int | None = None,
     ) -> Scorer:
         """The scorer of an exported folder; `calibrated=False` ignores its temperature (raw logits, for parity
-        checks). `max_batch` is the largest batch it will be given (TensorRT sizes its engine by it)."""
+        checks). `threads`: CPU threads (default: all this process may use). `batch_size`: reviews per call
+        (default: `default_batching` for the provider that runs). `max_batch` is the largest batch it will be
+        given (TensorRT sizes its engine by it; default 64, or `batch_size`)."""
         folder = resolve_model_folder(model)
         manifest = read_manifest(folder)
         model_path = folder / manifest.get("model_file", MODEL_FILE)
@@ -109,12 +149,21 @@ class Scorer:
             encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
-        session = create_session(model_path, provider, threads, SessionPlan.from_manifest(manifest, max_batch))
+        max_batch = max_batch or max(64, batch_size or GPU_BATCH_SIZE)
+        plan = SessionPlan.from_manifest(manifest, max_batch)
+        session = create_session(model_path, provider, threads, plan)
         _check_logits_width(session, spec.labels, model_path)
-        scorer = cls(folder, session, encoder, manifest)
+        batching = default_batching(session.get_providers()[0], batch_size, threads)
+        scorer = cls(folder, session, encoder, manifest, batching, lambda: create_session(model_path, "cpu", 1, plan))
         if not calibrated:
             scorer.temperature = 1.0
-        log.info("model %s (%s) on %s", folder, manifest.get("quantization", "none"), scorer.provider)
+        log.info(
+            "model %s (%s) on %s, %s",
+            folder,
+            manifest.get("quantization", "none"),
+            scorer.provider,
+            scorer.batching.describe(),
+        )
         if manifest.get("optimization") in FUSED_ATTENTION and manifest.get("attention_mask") != "raw":
             log.warning(
                 "%s was exported with attention fused on each row's length, not its mask: a word masked in the middle "
@@ -128,10 +177,10 @@ class Scorer:
         """The execution provider that really runs the graph (first of the session's list)."""
         return self.session.get_providers()[0]
 
-    def run_ids(self, ids: Sequence[Sequence[int]]) -> np.ndarray:
+    def run_ids(self, ids: Sequence[Sequence[int]], session: ort.InferenceSession | None = None) -> np.ndarray:
         """Calibrated logits (divided by the manifest's temperature) for one batch of token ids, padded to its longest member."""
         padded, mask = pad_batch(ids, self.encoder.pad_id)
-        return self._run(np.asarray(padded, dtype=np.int64), np.asarray(mask, dtype=np.int64))
+        return self._run(np.asarray(padded, dtype=np.int64), np.asarray(mask, dtype=np.int64), session)
 
     def run_masked(self, ids: Sequence[int], masks: np.ndarray) -> np.ndarray:
         """Calibrated logits for one token sequence under several attention masks (a row each): a token
@@ -139,37 +188,54 @@ class Scorer:
         masks = np.asarray(masks, dtype=np.int64)
         return self._run(np.tile(np.asarray(ids, dtype=np.int64), (len(masks), 1)), masks)
 
-    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> np.ndarray:
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray, session=None) -> np.ndarray:
         arrays = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": np.zeros_like(input_ids)}
         # Plain run(): inputs and logits are small, so binding them on the device would save no copy.
-        logits = self.session.run(["logits"], {name: arrays[name] for name in self.input_names})[0]
+        feeds = {name: arrays[name] for name in self.input_names}
+        logits = (session or self.session).run(["logits"], feeds)[0]
         logits = logits.astype(np.float32)  # fp16 graphs answer in float16: divide in float32
         return logits / np.float32(self.temperature) if self.temperature != 1.0 else logits
 
     def iter_logits(
-        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None, *, cleaned: bool = False
+        self, texts: Iterable[str], batch_size: int | None = None, window: int | None = None, *, cleaned: bool = False
     ) -> Iterator[np.ndarray]:
         """Logits row by row in input order; at most `window` texts are held at once.
 
         Texts are cleaned here unless the caller already did (`cleaned=True`: training data, the
         explainer, the batch scorer), so each text is cleaned once. Inside each window the texts are
-        sorted by token length, so each batch pads little.
+        sorted by token length, so each batch pads little. `batch_size` fixes the reviews a call (default:
+        the scorer's `batching`).
         """
-        for chunk in iter_windows(texts, window or batch_size * 16):
+        batching = self.batching if batch_size is None else replace(self.batching, rows=batch_size, tokens=None)
+        for chunk in iter_windows(texts, window or max(SORT_WINDOW, 16 * (batching.rows or 0))):
             ids = self.encoder.encode(chunk if cleaned else [clean_text(t) for t in chunk])
             order = np.argsort([-len(s) for s in ids], kind="stable")
+            batches = [order[b] for b in split_batches([len(ids[i]) for i in order], batching.rows, batching.tokens)]
             out = np.empty((len(ids), len(self.labels)), dtype=np.float32)
-            for start in range(0, len(ids), batch_size):
-                index = order[start : start + batch_size]
-                out[index] = self.run_ids([ids[i] for i in index])
+            for index, logits in zip(
+                batches, self._run_batches([[ids[i] for i in b] for b in batches], batching), strict=True
+            ):
+                out[index] = logits
             yield from out
 
-    def logits(self, texts: Sequence[str], batch_size: int = 32, *, cleaned: bool = False) -> np.ndarray:
+    def _run_batches(self, batches: list[list[Sequence[int]]], batching: Batching) -> Iterator[np.ndarray]:
+        """Each batch's logits, in order: one call at a time on `session`, or `batching.concurrent` at once."""
+        if batching.concurrent == 1 or len(batches) == 1:
+            return map(self.run_ids, batches)
+        with self._opening:  # the app may score two files at once: open each thing once
+            if self.concurrent_session is None:
+                self.concurrent_session = self._open_single_thread()
+            if batching.concurrent not in self._pools:
+                self._pools[batching.concurrent] = ThreadPoolExecutor(batching.concurrent, thread_name_prefix="scorer")
+            session, pool = self.concurrent_session, self._pools[batching.concurrent]
+        return pool.map(lambda batch: self.run_ids(batch, session), batches)
+
+    def logits(self, texts: Sequence[str], batch_size: int | None = None, *, cleaned: bool = False) -> np.ndarray:
         rows = list(self.iter_logits(texts, batch_size, cleaned=cleaned))
         return np.stack(rows) if rows else np.zeros((0, len(self.labels)), dtype=np.float32)
 
     def iter_predict(
-        self, texts: Iterable[str], batch_size: int = 32, window: int | None = None
+        self, texts: Iterable[str], batch_size: int | None = None, window: int | None = None
     ) -> Iterator[Prediction]:
         for row in self.iter_logits(texts, batch_size, window):
             yield self.to_prediction(row)
@@ -182,11 +248,11 @@ class Scorer:
         return Prediction(self.labels[best], score, float(probs[best]), by_label)
 
     @overload
-    def predict(self, texts: str, batch_size: int = 32) -> Prediction: ...
+    def predict(self, texts: str, batch_size: int | None = None) -> Prediction: ...
     @overload
-    def predict(self, texts: Sequence[str], batch_size: int = 32) -> list[Prediction]: ...
+    def predict(self, texts: Sequence[str], batch_size: int | None = None) -> list[Prediction]: ...
 
-    def predict(self, texts, batch_size=32):
+    def predict(self, texts, batch_size=None):
         """Predictions for a text or a list of texts, answered in kind."""
         if isinstance(texts, str):
             return next(self.iter_predict([texts], batch_size))

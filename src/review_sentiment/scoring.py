@@ -89,7 +89,11 @@ def row_statuses(values: pd.Series, flags: list[str] | None) -> tuple[list[str],
 
 
 def score_frame(
-    scorer: Scorer, frame: pd.DataFrame, text_column: str, batch_size: int = 32, min_confidence: float | None = None
+    scorer: Scorer,
+    frame: pd.DataFrame,
+    text_column: str,
+    batch_size: int | None = None,
+    min_confidence: float | None = None,
 ) -> pd.DataFrame:
     """The frame with the result columns (`result_keys(scorer.labels)`) added; bad rows get a status, never an
     exception.

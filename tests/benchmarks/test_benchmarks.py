@@ -99,19 +99,22 @@ def test_profile_shares_are_the_profilers_kernel_durations_summed():
         _kernel("Add", "/bert/encoder/layer.0/attention/output/Add", 50),  # the residual: not attention's own
         _kernel("Reshape", f"{self_}/query/Reshape", 100),  # under a projection: not attention's own
         _kernel("Transpose", f"{self_}/Transpose_1", 100),  # heads moved for Q·Kᵀ: attention's own
+        # quantizes the context for the int8 output projection: the projection's, not attention's own
+        _kernel("QuantizeLinear", f"{self_}/Reshape_3_output_0_QuantizeLinear", 250),
     ]
     by_node, run_micros = profile.kernel_times(events)
-    assert run_micros == 1500 and sum(by_node.values()) == 1000
+    assert run_micros == 1500 and sum(by_node.values()) == 1250
     result = profile.shares(by_node)
-    assert result["attention_core"] == 0.55  # 120 + 80 + 100 + 150 + 100 of 1000
+    assert result["attention_core"] == 0.44  # 120 + 80 + 100 + 150 + 100 of 1250
     assert result["groups"] == {
-        "int8 linear": 0.3,
-        "float MatMul": 0.2,
-        "other (reshape, transpose, gather, ...)": 0.2,
-        "elementwise (add, mul, where)": 0.15,
-        "softmax": 0.15,
+        "int8 linear": 0.24,
+        "quantize/dequantize": 0.2,
+        "float MatMul": 0.16,
+        "other (reshape, transpose, gather, ...)": 0.16,
+        "elementwise (add, mul, where)": 0.12,
+        "softmax": 0.12,
     }
-    assert result["ops"]["MatMul"] == 0.2 and result["ops"]["Add"] == 0.15
+    assert result["ops"]["MatMul"] == 0.16 and result["ops"]["Add"] == 0.12
     # a fused Attention holds the projections: attention's own share cannot be told apart
     assert profile.shares({("Attention", "Attention_0"): 10.0, ("Add", "x"): 10.0})["attention_core"] is None
     assert profile.shares({("MultiHeadAttention", "Mha_0"): 10.0, ("Add", "x"): 30.0})["attention_core"] == 0.25

@@ -1,12 +1,17 @@
 """Provider selection, with the providers onnxruntime offers faked: no GPU needed to check the logic."""
 
+import threading
+
+import numpy as np
 import onnxruntime as ort
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from review_sentiment import providers as ort_providers
 from review_sentiment.errors import UserError
 
-from ..conftest import skip_without_gpu
+from ..conftest import skip_without_gpu, toy_reviews
 
 TRT, CUDA, CPU = "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"
 
@@ -68,6 +73,102 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
     # fp32 on CUDA without TF32: the GPU computes the fp32 that export verified on CPU.
     assert session.asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})]
     assert "could not be used here; onnxruntime.preload_dlls() said: Failed to load" in caplog.text
+
+
+class CallSizes:
+    """A session that records the shape of each call and the thread that made it."""
+
+    def __init__(self, session) -> None:
+        self.session, self.shapes, self.threads = session, [], set()
+        self.before_run = lambda: None
+
+    def run(self, names, feeds):
+        self.before_run()
+        self.shapes.append(feeds["input_ids"].shape)
+        self.threads.add(threading.get_ident())
+        return self.session.run(names, feeds)
+
+    def __getattr__(self, name):
+        return getattr(self.session, name)
+
+
+TEXTS = [f"great film {'and more ' * (i % 7)}" for i in range(70)]
+
+
+def _calls(scorer, batch_size=None) -> list[tuple[int, int]]:
+    scorer.session = CallSizes(scorer.session)
+    scorer.logits(TEXTS, batch_size)
+    return scorer.session.shapes
+
+
+def test_batching_follows_the_provider_that_really_runs(offered, monkeypatch, bag_of_words_model):
+    """CPU: calls of at most 512 padded tokens (BENCHMARKS 'Scoring throughput'); GPU: 32 reviews a call; an
+    explicit size wins. The GPU case is a CPU session that reports CUDA: what counts is the session's provider."""
+    from review_sentiment.scorer import Scorer
+
+    cpu = Scorer.load(bag_of_words_model, "cpu", threads=1)  # one call at a time: every call on `session`
+    calls = _calls(cpu)
+    assert cpu.provider == CPU and sum(rows for rows, _ in calls) == len(TEXTS) and len(calls) > 1
+    assert all(rows * length <= ort_providers.CPU_TOKENS_PER_CALL for rows, length in calls)
+    assert max(rows for rows, _ in _calls(Scorer.load(bag_of_words_model, "cpu", threads=1, batch_size=16))) == 16
+    assert max(rows for rows, _ in _calls(Scorer.load(bag_of_words_model, "cpu", threads=1), batch_size=8)) == 8
+
+    real_session = ort.InferenceSession
+
+    class ReportsCuda(real_session):
+        def __init__(self, path, sess_options=None, providers=None):
+            super().__init__(path, sess_options=sess_options, providers=[CPU])
+
+        def get_providers(self):
+            return [CUDA, CPU]
+
+    offered([CUDA, CPU], True)
+    monkeypatch.setattr(ort, "InferenceSession", ReportsCuda)
+    monkeypatch.setattr(ort, "preload_dlls", lambda: None, raising=False)
+    gpu = Scorer.load(bag_of_words_model, "auto")
+    assert gpu.provider == CUDA and gpu.batching == ort_providers.Batching(rows=32)
+    assert [rows for rows, _ in _calls(gpu)] == [32, 32, 6]
+
+
+def test_concurrent_calls_score_as_one_call_at_a_time(exported):
+    """On CPU several calls run at once, each on one thread of a second session: the same logits, in input order,
+    as one call at a time, and the scorer's own session stays free for lone calls."""
+    from review_sentiment.scorer import Scorer
+
+    texts = [*toy_reviews(60, seed=5)["review"].tolist(), "great", "awful dull " * 40]
+    alone = Scorer.load(exported["int8"], "cpu", threads=1).logits(texts)
+    scorer = Scorer.load(exported["int8"], "cpu", threads=3)
+    assert scorer.batching.concurrent == 3
+    scorer.logits(texts)  # opens the single-thread session
+    scorer.concurrent_session = spy = CallSizes(scorer.concurrent_session)
+    # The first two calls each wait for the other: one call at a time would time out here.
+    met, first_two = threading.Barrier(2, timeout=10), iter(range(2))
+    spy.before_run = lambda: next(first_two, None) is not None and met.wait()
+    np.testing.assert_allclose(scorer.logits(texts), alone, atol=1e-6)
+    assert len(spy.threads) > 1 and sum(rows for rows, _ in spy.shapes) == len(texts)
+
+
+@given(
+    lengths=st.lists(st.integers(1, 600), max_size=80).map(lambda xs: sorted(xs, reverse=True)),
+    rows=st.none() | st.integers(1, 40),
+    tokens=st.none() | st.integers(1, 2048),
+)
+def test_batches_cover_every_review_once_in_order_within_their_limits(lengths, rows, tokens):
+    from review_sentiment.scorer import split_batches
+
+    if rows is None and tokens is None:
+        rows = 7
+    batches = split_batches(lengths, rows, tokens)
+    assert [i for b in batches for i in range(len(lengths))[b]] == list(range(len(lengths)))
+    for b in batches:
+        size = b.stop - b.start
+        assert size >= 1 and (rows is None or size <= rows)
+        assert tokens is None or size == 1 or size * lengths[b.start] <= tokens
+        # greedy: the next review would have broken a limit
+        if b.stop < len(lengths):
+            assert (rows is not None and size == rows) or (
+                tokens is not None and (size + 1) * lengths[b.start] > tokens
+            )
 
 
 @pytest.mark.parametrize(

@@ -23,6 +23,7 @@ from pathlib import Path
 from ..columns import TEXT_COLUMNS, detect_column
 from ..errors import UserError
 from ..manifest import folder_labels, resolve_model_folder
+from ..providers import GPU_BATCH_SIZE
 from ..scorer import Scorer
 from ..scoring import Summary, result_names, score_frame
 from .config import BatchConfig
@@ -68,14 +69,14 @@ class ScoringActor:
         provider: str,
         threads: int | None,
         text_column: str,
-        batch_size: int,
+        batch_size: int | None,
         min_confidence=None,
         source: tuple[str, str] | None = None,
     ) -> None:
         import ray
 
         folder = materialize(*model)
-        self.scorer = Scorer.load(folder, provider, threads, max_batch=batch_size)
+        self.scorer = Scorer.load(folder, provider, threads, batch_size=batch_size)
         self.text_column, self.batch_size, self.min_confidence = text_column, batch_size, min_confidence
         self.source = source
         self.node = ray.get_runtime_context().get_node_id()
@@ -377,7 +378,7 @@ def _score(
             "source": source,
         },
         # Small calls, so that a small input still spreads over every actor; the shards are chunk_rows each.
-        batch_size=min(cfg.chunk_rows, CALL_BATCHES * cfg.batch_size),
+        batch_size=min(cfg.chunk_rows, CALL_BATCHES * (cfg.batch_size or GPU_BATCH_SIZE)),
         batch_format="pyarrow",
         # Every slot the cluster has now, from the start; more if nodes join (bounded by what the cluster has).
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=None, initial_size=plan.actors),

@@ -69,7 +69,7 @@ def score_file(cfg: BatchConfig, scorer: Scorer | None = None, progress: Progres
         raise UserError(f"--output {output} is a folder; name a file (.csv, .tsv, .parquet, .jsonl or .json)")
     reader = TableReader(cfg.input, in_fmt, cfg.chunk_rows, cfg.encoding, cfg.on_bad_lines, stdin=sys.stdin.buffer)
     # The model loads before any output is touched: a model or provider error changes nothing on disk.
-    scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads, max_batch=cfg.batch_size)
+    scorer = scorer or Scorer.load(cfg.model, cfg.provider, cfg.threads, batch_size=cfg.batch_size)
     if to_stdout:
         return _score_chunks(cfg, scorer, reader, None, progress)
     try:
