@@ -703,12 +703,19 @@ def numbers_block(kept: list[str]) -> str:
 def _scoring_line(scoring: dict) -> str:
     best = max((r for r in scoring["results"] if r["name"].startswith("(c)")), key=lambda r: r["reviews_per_s"])
     reference = _pipeline_reference(scoring)
+    earlier = [r for r in scoring["results"] if r["name"] == best["name"] and r.get("batch") == "32 reviews a call"]
     return (
         f"- Scoring: {best['name'].removeprefix('(c) ')} {best['reviews_per_s']} reviews/s = {best['ratio_to_pipeline']:.2f}× a "
         f"transformers pipeline on the same model ({reference['reviews_per_s']} reviews/s at its faster batch size"
         + (f"; the weights of `{scoring['model']}`" if "model" in scoring else "")
         + "), accuracy "
-        f"{best['accuracy']:.2%} vs {reference['accuracy']:.2%} on {scoring['samples']} validation reviews."
+        f"{best['accuracy']:.2%} vs {reference['accuracy']:.2%} on {scoring['samples']} validation reviews"
+        + (
+            f"; {best['reviews_per_s'] / earlier[0]['reviews_per_s']:.2f}× the same model in 32-review calls"
+            if earlier and earlier[0] is not best
+            else ""
+        )
+        + "."
     )
 
 

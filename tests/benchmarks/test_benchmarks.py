@@ -157,3 +157,25 @@ def test_candidates_table_judges_the_bundled_model_and_each_candidate_alike(tmp_
     assert "one standard error of the bundled model's int8 accuracy here is 0.60 points" in lines[1]  # √(.9·.1/2500)
     assert lines[-2] == "| bundled | LoRA | 0.0005 | 2.0 (2000) | 92.29% | 0.9800 | 90.00% | 0.9700 | 0.0500 | 0.0100 |"
     assert lines[-1].startswith("| full | full fine-tuning | 0.0001 | 2.0 (2000) | 93.00% | 0.9800 | 92.80% |")
+
+
+def test_scoring_ratios_are_against_the_faster_pipeline_run():
+    """A pipeline is faster at its own default (one review a call) than at 32 here: ours is compared with that."""
+    render = _script("render_benchmarks")
+
+    def row(name, batch, speed, ratio):
+        return {"name": name, "batch": batch, "reviews_per_s": speed, "ratio_to_pipeline": ratio, "accuracy": 0.9}
+
+    scoring = {
+        "samples": 10,
+        "results": [
+            row("(a) transformers pipeline, PyTorch", "1 a call", 30.0, 1.0),
+            row("(a) transformers pipeline, PyTorch", "32 a call", 20.0, 0.67),
+            row("(c) ours, int8", "up to 512 tokens a call", 90.0, 3.0),
+            row("(c) ours, int8", "32 reviews a call", 60.0, 2.0),
+        ],
+    }
+    assert render._pipeline_reference(scoring)["batch"] == "1 a call"
+    line = render._scoring_line(scoring)
+    assert "ours, int8 90.0 reviews/s = 3.00× a transformers pipeline" in line and "(30.0 reviews/s" in line
+    assert line.endswith("; 1.50× the same model in 32-review calls.")
