@@ -1,4 +1,6 @@
-"""python benchmarks/bench_scoring.py --merged runs/minilm-lora-2ep/merged --fp32 models/minilm-fp32 --int8 src/review_sentiment/default_model
+"""python benchmarks/bench_scoring.py --merged runs/minilm/merged --fp32 models/minilm-fp32 --int8 models/minilm-int8
+
+--fp32 and --int8 must be exports of --merged (their manifests' source_model says so).
 
 Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
 PyTorch model; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline, each at batch 1

@@ -355,7 +355,9 @@ def int8_section(int8: dict) -> list[str]:
         f"{int8['machine']}, through the scorer ({int8['rows'][0].get('batching', 'batch 32')})"
         + (f", reading {int8['max_length']} tokens (the training length)" if "max_length" in int8 else "")
         + ". "
-        "Batch dependence: the first 200 reviews scored alone vs in batches of 32 (largest change of a score, labels flipped).",
+        "Batch dependence: the first 200 reviews scored alone vs in batches of 32"
+        + (" and in the default batching" if "batch_probes" in int8["rows"][0] else "")
+        + " (largest change of a score, labels flipped).",
         "",
         "| variant | size MB | accuracy | vs fp32 (points) | agreement with fp32 | reviews/s | × fp32 | batch max Δscore | flips "
         "| share of ceiling | share of mixed bound |",

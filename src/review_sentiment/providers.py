@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 import os
 import sys
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ class Batching:
     concurrent: int = 1
 
     def describe(self) -> str:
-        size = f"{self.rows} reviews" if self.rows else f"up to {self.tokens} tokens"
+        size = f"{self.rows} review{'s' if self.rows > 1 else ''}" if self.rows else f"up to {self.tokens} tokens"
         return f"{size} a call" + (
             f", {self.concurrent} calls at once on one thread each" if self.concurrent > 1 else ""
         )
@@ -65,8 +66,17 @@ def default_batching(running_provider: str, batch_size: int | None = None, threa
     )
 
 
-def available_cpus() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+def available_cpus(root: Path = Path("/")) -> int:
+    """The CPUs this process may use: its affinity, bounded by a cgroup v2 CPU quota (a container limited to
+    2 CPUs on a 64-core host has 64 in its affinity)."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    try:
+        quota, period = (root / "sys/fs/cgroup/cpu.max").read_text().split()[:2]
+    except (OSError, ValueError):
+        return cpus
+    if quota == "max":
+        return cpus
+    return max(1, min(cpus, math.ceil(int(quota) / int(period))))
 
 
 def may_have_nvidia_gpu(root: Path = Path("/")) -> bool:

@@ -112,10 +112,12 @@ class Scorer:
         self.temperature = float(manifest.get("temperature", 1.0))
         self.input_names = [i.name for i in session.get_inputs()]
         self.batching = batching or default_batching(self.provider)
+        if open_single_thread is None:  # no single-thread session to run them on: one call at a time
+            self.batching = replace(self.batching, concurrent=1)
         # Concurrent calls run on a second session of one thread each, made when first needed: a lone call (the
         # app's one review) keeps every thread of `session`.
         self.concurrent_session: ort.InferenceSession | None = None
-        self._open_single_thread = open_single_thread or (lambda: session)
+        self._open_single_thread = open_single_thread
         self._pools: dict[int, ThreadPoolExecutor] = {}
         self._opening = threading.Lock()
 
@@ -134,6 +136,8 @@ class Scorer:
         checks). `threads`: CPU threads (default: all this process may use). `batch_size`: reviews per call
         (default: `default_batching` for the provider that runs). `max_batch` is the largest batch it will be
         given (TensorRT sizes its engine by it; default 64, or `batch_size`)."""
+        if threads is not None and threads < 1:
+            raise UserError(f"--threads must be 1 or more, not {threads}")
         folder = resolve_model_folder(model)
         manifest = read_manifest(folder)
         model_path = folder / manifest.get("model_file", MODEL_FILE)
@@ -220,7 +224,7 @@ class Scorer:
 
     def _run_batches(self, batches: list[list[Sequence[int]]], batching: Batching) -> Iterator[np.ndarray]:
         """Each batch's logits, in order: one call at a time on `session`, or `batching.concurrent` at once."""
-        if batching.concurrent == 1 or len(batches) == 1:
+        if batching.concurrent == 1 or len(batches) == 1 or self._open_single_thread is None:
             return map(self.run_ids, batches)
         with self._opening:  # the app may score two files at once: open each thing once
             if self.concurrent_session is None:

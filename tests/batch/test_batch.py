@@ -163,6 +163,21 @@ def test_refusals(exported, tmp_path, capsys):
     assert "text column 'body' not found; columns are: id, Review Text, sentiment, note" in capsys.readouterr().err
     assert main([str(tmp_path / "missing.csv")]) == 2
     assert "input file not found" in capsys.readouterr().err
+    for option in ("--threads", "--batch-size"):
+        assert main([str(source), "--model", str(exported["int8"]), option, "-1"]) == 2
+        assert "--batch-size, --threads and --chunk-rows must be positive" in capsys.readouterr().err
+
+
+def test_resume_accepts_another_batching(tmp_path):
+    """Batching changes no score (fp32, static int8): a run started with one batch size resumes with another."""
+    from review_sentiment.batch.config import BatchConfig
+    from review_sentiment.batch.score_file import _fingerprint
+
+    source = tmp_path / "r.csv"
+    reviews_frame(3).to_csv(source, index=False)
+    first = _fingerprint(BatchConfig(str(source)))
+    assert _fingerprint(BatchConfig(str(source), batch_size=8, threads=1, resume=True)) == first
+    assert _fingerprint(BatchConfig(str(source), min_confidence=0.8)) != first
 
 
 def test_killed_run_resumes_to_identical_output(exported, tmp_path):

@@ -252,3 +252,31 @@ def test_tensorrt_session_builds_and_scores(cuda_session, bag_of_words_model, tm
     assert scorer.provider == TRT
     assert (scorer.logits(texts).argmax(1) == reference.logits(texts).argmax(1)).all()
     assert any(tmp_path.rglob("*")), "TensorRT wrote no engine cache"
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [(None, 64), ("max 100000\n", 64), ("200000 100000\n", 2), ("150000 100000", 2), ("50000 100000", 1)],
+)
+def test_cpus_are_bounded_by_a_cgroup_quota(tmp_path, monkeypatch, cpu_max, expected):
+    """A container limited to 2 CPUs on a 64-core host runs 2 calls at once, not 64."""
+    monkeypatch.setattr(ort_providers.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    if cpu_max is not None:
+        (tmp_path / "sys/fs/cgroup").mkdir(parents=True)
+        (tmp_path / "sys/fs/cgroup/cpu.max").write_text(cpu_max)
+    assert ort_providers.available_cpus(tmp_path) == expected
+
+
+def test_batching_is_described_as_it_runs():
+    assert ort_providers.Batching(rows=1).describe() == "1 review a call"
+    assert (
+        ort_providers.Batching(None, 512, 2).describe() == "up to 512 tokens a call, 2 calls at once on one thread each"
+    )
+    assert ort_providers.default_batching(CUDA, threads=8) == ort_providers.Batching(rows=32)
+
+
+def test_threads_must_be_positive(bag_of_words_model):
+    from review_sentiment.scorer import Scorer
+
+    with pytest.raises(UserError, match="--threads must be 1 or more, not 0"):
+        Scorer.load(bag_of_words_model, "cpu", threads=0)

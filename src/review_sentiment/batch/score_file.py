@@ -40,7 +40,9 @@ class FileSummary(Summary):
 
 def _fingerprint(cfg: BatchConfig) -> str:
     stat = Path(cfg.input).stat()
-    options = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite", "threads", "provider")}
+    options = {
+        k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite", "threads", "provider", "batch_size")
+    }
     return hashlib.sha256(
         json.dumps([str(Path(cfg.input).resolve()), stat.st_size, stat.st_mtime_ns, options], default=str).encode()
     ).hexdigest()
