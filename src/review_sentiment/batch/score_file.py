@@ -40,9 +40,10 @@ class FileSummary(Summary):
 
 def _fingerprint(cfg: BatchConfig) -> str:
     stat = Path(cfg.input).stat()
-    options = {
-        k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite", "threads", "provider", "batch_size")
-    }
+    options = {k: v for k, v in asdict(cfg).items() if k not in ("resume", "overwrite", "threads", "provider")}
+    # Batching changes no score of fp32 or static int8: hashed as the earlier default, 32, whatever it is, so a
+    # run interrupted under an earlier version (which hashed its 32) still resumes.
+    options["batch_size"] = 32
     return hashlib.sha256(
         json.dumps([str(Path(cfg.input).resolve()), stat.st_size, stat.st_mtime_ns, options], default=str).encode()
     ).hexdigest()
