@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 import platform
 import subprocess
+import time
 from pathlib import Path
+
+from review_sentiment.providers import Batching
+
+# bench_scoring times our scorer with this batching too (its default before `default_batching`), and the
+# renderer compares the default with it: one definition for both.
+EARLIER_DEFAULT = Batching(rows=32)
 
 
 def cpu_model() -> str:
@@ -17,6 +24,30 @@ def cpu_model() -> str:
 def machine() -> str:
     """The CPU and Python a figure was measured with."""
     return f"{cpu_model()}, {platform.python_implementation()} {platform.python_version()}"
+
+
+def fastest_pipeline(results: list[dict]) -> dict:
+    """bench_scoring's reference: the faster of the transformers pipeline runs ('(a) ...', one per batch size)."""
+    return max((r for r in results if r["name"].startswith("(a)")), key=lambda r: r["reviews_per_s"])
+
+
+class RecordingSession:
+    """An ONNX Runtime session whose calls are recorded: their (batch, padded length) into `shapes` (a list that
+    several sessions may share) and the seconds spent inside them."""
+
+    def __init__(self, session, shapes: list | None = None) -> None:
+        self.session, self.shapes, self.seconds = session, [] if shapes is None else shapes, 0.0
+
+    def run(self, names, feeds, *args, **kwargs):
+        self.shapes.append(feeds["input_ids"].shape)
+        started = time.perf_counter()
+        try:
+            return self.session.run(names, feeds, *args, **kwargs)
+        finally:
+            self.seconds += time.perf_counter() - started
+
+    def __getattr__(self, name: str):
+        return getattr(self.session, name)
 
 
 def write_report(path: Path, report: dict) -> None:

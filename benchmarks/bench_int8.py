@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_common import machine  # this folder is on sys.path when run as a script
+from bench_common import EARLIER_DEFAULT, machine  # this folder is on sys.path when run as a script
 from bench_scoring import flops_by_part  # this folder is on sys.path when run as a script
 
 from review_sentiment.cli import main as sentiment
@@ -97,7 +97,7 @@ def measure(name: str, folder: Path, texts: list[str], gold: np.ndarray, fp32_la
     labels = [scorer.labels[i] for i in predicted_classes(probabilities(logits))]
     probe = texts[:200]
     alone = probabilities(np.stack([scorer.logits([t], cleaned=True)[0] for t in probe]))
-    batchings = [probabilities(scorer.logits(probe, size, cleaned=True)) for size in (32, None)]
+    batchings = [probabilities(scorer.logits(probe, size, cleaned=True)) for size in (EARLIER_DEFAULT.rows, None)]
     return {
         "variant": name,
         "size_mb": round((folder / "model.onnx").stat().st_size / 1e6, 1),
@@ -105,7 +105,7 @@ def measure(name: str, folder: Path, texts: list[str], gold: np.ndarray, fp32_la
         "agreement_with_fp32": agreement(labels, fp32_labels) if fp32_labels is not None else 1.0,
         "reviews_per_s": round(len(texts) / seconds, 1),
         "batching": scorer.batching.describe(),
-        "batch_probes": ["32 reviews a call", "default batching"],
+        "batch_probes": [EARLIER_DEFAULT.describe(), "default batching"],
         "batch_max_abs_score_diff": max(float(np.abs(alone[:, 1] - b[:, 1]).max()) for b in batchings),
         "batch_label_flips": max(int((alone.argmax(axis=1) != b.argmax(axis=1)).sum()) for b in batchings),
         "labels": labels,

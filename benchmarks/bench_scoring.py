@@ -19,13 +19,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from bench_common import cpu_model  # this folder is on sys.path when run as a script
+from bench_common import (
+    EARLIER_DEFAULT,
+    RecordingSession,
+    cpu_model,
+    fastest_pipeline,
+)  # this folder is on sys.path when run as a script
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
 from review_sentiment.export.verify import validation_sample
 from review_sentiment.manifest import read_manifest
 from review_sentiment.metrics import agreement, label_accuracy
-from review_sentiment.providers import Batching
 from review_sentiment.scorer import Scorer
 from review_sentiment.text import LABELS
 
@@ -65,20 +69,6 @@ def timed(label: str, batch: str, fn, texts: list[str]) -> dict:
     return {"name": label, "batch": batch, "seconds": seconds, "reviews_per_s": len(texts) / seconds, "labels": labels}
 
 
-class ShapeRecorder:
-    """A session that records the (batch, padded length) of each call: FLOPs are counted on what really ran."""
-
-    def __init__(self, session, shapes: list) -> None:
-        self.session, self.shapes = session, shapes
-
-    def run(self, names, feeds):
-        self.shapes.append(feeds["input_ids"].shape)
-        return self.session.run(names, feeds)
-
-    def __getattr__(self, name: str):
-        return getattr(self.session, name)
-
-
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--merged", type=Path, required=True, help="merged PyTorch model folder")
@@ -90,7 +80,6 @@ def parse_args() -> argparse.Namespace:
 
 
 PEER_BATCHES = (1, 32)  # a transformers pipeline's own default (one review a call, no padding), and 32
-EARLIER_DEFAULT = Batching(rows=32)  # ours before default_batching: 32 a call, one call at a time on all cores
 
 
 def run_peers(args: argparse.Namespace, texts: list[str], max_length: int) -> list[dict]:
@@ -125,9 +114,9 @@ def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[d
             scorer.batching = batching or scorer.batching
             scorer.logits(texts[:64])  # opens the concurrent calls' session, if it has one
             shapes: list = []
-            scorer.session = ShapeRecorder(scorer.session, shapes)
+            scorer.session = RecordingSession(scorer.session, shapes)
             if scorer.concurrent_session is not None:
-                scorer.concurrent_session = ShapeRecorder(scorer.concurrent_session, shapes)
+                scorer.concurrent_session = RecordingSession(scorer.concurrent_session, shapes)
             labels_of = lambda t, s=scorer: [p.label for p in s.predict(t)]  # noqa: E731
             result = timed(name, scorer.batching.describe(), labels_of, texts)
             lengths = [length for rows, length in shapes for _ in range(rows)]
@@ -153,7 +142,7 @@ def check_sources(args: argparse.Namespace) -> None:
 
 def result_rows(results: list[dict], gold: list) -> list[dict]:
     """Reviews/s, ratio to and agreement with the faster transformers pipeline run, accuracy, and ours' GFLOP/s."""
-    reference = max((r for r in results if r["name"].startswith("(a)")), key=lambda r: r["reviews_per_s"])
+    reference = fastest_pipeline(results)
     gold_labels = np.array(gold)
     return [
         {

@@ -20,7 +20,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from bench_common import machine, write_report  # this folder is on sys.path when run as a script
+from bench_common import RecordingSession, machine, write_report  # this folder is on sys.path when run as a script
 
 from review_sentiment.manifest import read_manifest
 from review_sentiment.providers import Batching, SessionPlan, create_session
@@ -111,24 +111,6 @@ def profiled_session(scorer: Scorer, folder: Path):
     )
 
 
-class TimedSession:
-    """A session whose `run` calls are timed: the scorer's time inside ONNX Runtime, without a profiler."""
-
-    def __init__(self, session) -> None:
-        self.session = session
-        self.seconds = 0.0
-
-    def run(self, *args, **kwargs):
-        started = time.perf_counter()
-        try:
-            return self.session.run(*args, **kwargs)
-        finally:
-            self.seconds += time.perf_counter() - started
-
-    def __getattr__(self, name: str):
-        return getattr(self.session, name)
-
-
 def measure(scorer: Scorer, texts: list[str], batch_size: int, folder: Path) -> dict:
     """reviews/s and the share of it inside ONNX Runtime, from a plain pass after a warm-up; then one profiled
     pass (its warm-up run left out) for the kernel-time shares. One call at a time on the scorer's own session
@@ -137,7 +119,7 @@ def measure(scorer: Scorer, texts: list[str], batch_size: int, folder: Path) -> 
     scorer.batching = Batching(rows=batch_size)
     try:
         scorer.logits(texts[:batch_size], cleaned=True)  # warm-up: first-run allocations
-        scorer.session = timed = TimedSession(plain)
+        scorer.session = timed = RecordingSession(plain)
         started = time.perf_counter()
         scorer.logits(texts, cleaned=True)
         seconds = time.perf_counter() - started

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from bench_common import EARLIER_DEFAULT, fastest_pipeline  # this folder is on sys.path when run as a script
+
 from review_sentiment.card import METHOD_NAMES, method_of
 from review_sentiment.manifest import DEFAULT_MODEL_DIR
 
@@ -98,7 +100,7 @@ def accuracy_section(manifest: dict) -> list[str]:
 
 
 def scoring_section(scoring: dict) -> list[str]:
-    reference = _pipeline_reference(scoring)
+    reference = fastest_pipeline(scoring["results"])
     lines = [
         f"## Scoring throughput vs peers (`benchmarks/bench_scoring.py`, {scoring['date']})",
         f"{scoring['samples']} validation reviews, one run on {scoring['machine']}, max length "
@@ -130,11 +132,6 @@ def scoring_section(scoring: dict) -> list[str]:
         "GFLOP/s counts the encoder's linear and attention FLOPs on the padded batches actually run; int8 runs "
         "integer dot products (VNNI), so its figure can exceed the fp32 matmul.",
     ]
-
-
-def _pipeline_reference(scoring: dict) -> dict:
-    """The transformers pipeline run the ratios are taken against: the faster of its batch sizes."""
-    return max((r for r in scoring["results"] if r["name"].startswith("(a)")), key=lambda r: r["reviews_per_s"])
 
 
 def app_section(app: dict) -> list[str]:
@@ -704,8 +701,10 @@ def numbers_block(kept: list[str]) -> str:
 
 def _scoring_line(scoring: dict) -> str:
     best = max((r for r in scoring["results"] if r["name"].startswith("(c)")), key=lambda r: r["reviews_per_s"])
-    reference = _pipeline_reference(scoring)
-    earlier = [r for r in scoring["results"] if r["name"] == best["name"] and r.get("batch") == "32 reviews a call"]
+    reference = fastest_pipeline(scoring["results"])
+    earlier = [
+        r for r in scoring["results"] if r["name"] == best["name"] and r.get("batch") == EARLIER_DEFAULT.describe()
+    ]
     return (
         f"- Scoring: {best['name'].removeprefix('(c) ')} {best['reviews_per_s']} reviews/s = {best['ratio_to_pipeline']:.2f}× a "
         f"transformers pipeline on the same model ({reference['reviews_per_s']} reviews/s at its faster batch size"

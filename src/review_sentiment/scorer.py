@@ -18,7 +18,7 @@ import numpy as np
 
 from .errors import UserError
 from .manifest import MODEL_FILE, read_manifest, resolve_model_folder, verify_files
-from .providers import GPU_BATCH_SIZE, Batching, SessionPlan, create_session, default_batching
+from .providers import Batching, SessionPlan, create_session, default_batching
 from .scoring import predicted_classes, probabilities
 from .text import ReviewEncoder, TextSpec, clean_text, pad_batch
 
@@ -153,7 +153,7 @@ class Scorer:
             encoder = ReviewEncoder.from_file(folder / "tokenizer.json", spec)
         except Exception as error:  # the tokenizers library raises a bare Exception on a bad file
             raise UserError(f"could not read {folder / 'tokenizer.json'}: {str(error).splitlines()[0]}") from error
-        max_batch = max_batch or max(64, batch_size or GPU_BATCH_SIZE)
+        max_batch = max_batch or max(64, batch_size or 0)
         plan = SessionPlan.from_manifest(manifest, max_batch)
         session = create_session(model_path, provider, threads, plan)
         _check_logits_width(session, spec.labels, model_path)
