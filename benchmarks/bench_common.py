@@ -2,17 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import subprocess
 import time
 from pathlib import Path
 
+from review_sentiment import providers
 from review_sentiment.providers import Batching
 
 # bench_scoring times our scorer with this batching too (its default before `default_batching`), and the
 # renderer compares the default with it: one definition for both.
 EARLIER_DEFAULT = Batching(rows=32)
+
+
+@contextlib.contextmanager
+def every_fusion():
+    """Sessions opened inside keep every ONNX Runtime graph fusion, as they did before a CPU session left out
+    `providers.CPU_SLOWER_FUSIONS`: bench_scoring times the int8 scorer both ways in one run."""
+    left_out = providers.CPU_SLOWER_FUSIONS
+    providers.CPU_SLOWER_FUSIONS = ()
+    try:
+        yield
+    finally:
+        providers.CPU_SLOWER_FUSIONS = left_out
 
 
 def cpu_model() -> str:

@@ -5,13 +5,15 @@
 Scoring throughput on real reviews, one run, one machine: (a) a transformers pipeline on the merged
 PyTorch model; (b) Optimum's ORTModelForSequenceClassification in a transformers pipeline, each at batch 1
 (a pipeline's default) and 32; (c) our runtime, fp32 and int8, with the scorer's default batching on CPU and
-with its earlier default (32 a call, one call at a time). Reviews/s, ratio to the faster (a), label agreement with it, accuracy; and the achieved GFLOP/s (on
+with its earlier default (32 a call, one call at a time), and int8 once more with every ONNX Runtime graph
+fusion on (a CPU session leaves out `providers.CPU_SLOWER_FUSIONS`). Reviews/s, ratio to the faster (a), label agreement with it, accuracy; and the achieved GFLOP/s (on
 the padded batches each of ours ran) next to a plain fp32 matrix multiply measured in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import platform
 import time
@@ -23,6 +25,7 @@ from bench_common import (
     EARLIER_DEFAULT,
     RecordingSession,
     cpu_model,
+    every_fusion,
     fastest_pipeline,
 )  # this folder is on sys.path when run as a script
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
@@ -105,23 +108,33 @@ def run_peers(args: argparse.Namespace, texts: list[str], max_length: int) -> li
 
 
 def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[dict]:
-    """Time (c) our scorer, fp32 and int8, with its default batching and with EARLIER_DEFAULT, counting the FLOPs
-    of the batches each really ran (on both its sessions)."""
+    """Time (c) our scorer, fp32 and int8, with its default batching and with EARLIER_DEFAULT, and int8 with every
+    ONNX Runtime fusion, counting the FLOPs of the batches each really ran (on both its sessions)."""
+    runs = [
+        (f"(c) ours, {kind}", folder, batching, False)
+        for kind, folder in (("fp32", args.fp32), ("int8", args.int8))
+        for batching in (None, EARLIER_DEFAULT)
+    ]
+    runs.append(("(c) ours, int8, every ONNX Runtime fusion", args.int8, None, True))
     results = []
-    for name, folder in (("(c) ours, fp32", args.fp32), ("(c) ours, int8", args.int8)):
-        for batching in (None, EARLIER_DEFAULT):
-            scorer = Scorer.load(folder, provider="cpu")
-            scorer.batching = batching or scorer.batching
-            scorer.logits(texts[:64])  # opens the concurrent calls' session, if it has one
-            shapes: list = []
-            scorer.session = RecordingSession(scorer.session, shapes)
-            if scorer.concurrent_session is not None:
-                scorer.concurrent_session = RecordingSession(scorer.concurrent_session, shapes)
-            labels_of = lambda t, s=scorer: [p.label for p in s.predict(t)]  # noqa: E731
-            result = timed(name, scorer.batching.describe(), labels_of, texts)
-            lengths = [length for rows, length in shapes for _ in range(rows)]
-            results.append({**result, "flops": model_flops(config, lengths[-len(texts) :])})  # after the warm-up
+    for name, folder, batching, every in runs:
+        with every_fusion() if every else contextlib.nullcontext():
+            results.append(time_ours(name, folder, batching, texts, config))
     return results
+
+
+def time_ours(name: str, folder: Path, batching, texts: list[str], config: dict) -> dict:
+    scorer = Scorer.load(folder, provider="cpu")
+    scorer.batching = batching or scorer.batching
+    scorer.logits(texts[:64])  # opens the concurrent calls' session, if it has one
+    shapes: list = []
+    scorer.session = RecordingSession(scorer.session, shapes)
+    if scorer.concurrent_session is not None:
+        scorer.concurrent_session = RecordingSession(scorer.concurrent_session, shapes)
+    labels_of = lambda t, s=scorer: [p.label for p in s.predict(t)]  # noqa: E731
+    result = timed(name, scorer.batching.describe(), labels_of, texts)
+    lengths = [length for rows, length in shapes for _ in range(rows)]
+    return {**result, "flops": model_flops(config, lengths[-len(texts) :])}  # after the warm-up
 
 
 def served_length(args: argparse.Namespace) -> int:

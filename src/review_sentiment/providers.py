@@ -36,6 +36,12 @@ _ORT_NAMES = {"cuda": "CUDAExecutionProvider", "tensorrt": "TensorrtExecutionPro
 CPU_TOKENS_PER_CALL = 512
 GPU_BATCH_SIZE = 32
 
+# ONNX Runtime graph fusions a CPU-only session leaves out: on an int8 (QDQ) graph their fused kernels take longer
+# than the plain operators they replace (SkipLayerNormalization for Add + LayerNormalization, BiasGelu for
+# Add + Gelu), with the same scores to rounding. BENCHMARKS.md, "Scoring throughput", times the int8 scorer
+# both ways. fp32 graphs run the same either way; GPU sessions keep every fusion.
+CPU_SLOWER_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
+
 
 @dataclass(frozen=True)
 class Batching:
@@ -188,8 +194,11 @@ def create_session(
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
     chain = [(name, _provider_options(name, model_path, plan)) for name in wanted]
+    disabled = list(CPU_SLOWER_FUSIONS) if wanted == ["CPUExecutionProvider"] else []
     try:
-        session = ort.InferenceSession(str(model_path), sess_options=options, providers=chain)
+        session = ort.InferenceSession(
+            str(model_path), sess_options=options, providers=chain, disabled_optimizers=disabled
+        )
     except Exception as error:
         raise UserError(f"could not load {model_path} into ONNX Runtime: {str(error).splitlines()[0]}") from error
     _check_providers(session.get_providers(), provider, wanted, plan, preload_report)

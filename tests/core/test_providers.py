@@ -54,8 +54,8 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
     offered([CUDA, CPU], True)
 
     class FellBack:  # what onnxruntime does when the CUDA libraries are missing: a CPU session
-        def __init__(self, *args, providers, **kwargs):
-            self.asked = providers
+        def __init__(self, *args, providers, disabled_optimizers, **kwargs):
+            self.asked, self.disabled = providers, disabled_optimizers
 
         def get_providers(self):
             return [CPU]
@@ -72,6 +72,7 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
     session = ort_providers.create_session(bag_of_words_model / "model.onnx", "auto")
     # fp32 on CUDA without TF32: the GPU computes the fp32 that export verified on CPU.
     assert session.asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})]
+    assert session.disabled == []  # a GPU keeps ONNX Runtime's fused kernels; only a CPU-only session leaves some out
     assert "could not be used here; onnxruntime.preload_dlls() said: Failed to load" in caplog.text
 
 
@@ -116,8 +117,8 @@ def test_batching_follows_the_provider_that_really_runs(offered, monkeypatch, ba
     real_session = ort.InferenceSession
 
     class ReportsCuda(real_session):
-        def __init__(self, path, sess_options=None, providers=None):
-            super().__init__(path, sess_options=sess_options, providers=[CPU])
+        def __init__(self, path, sess_options=None, providers=None, **kwargs):
+            super().__init__(path, sess_options=sess_options, providers=[CPU], **kwargs)
 
         def get_providers(self):
             return [CUDA, CPU]

@@ -1,6 +1,7 @@
 """int8 that gives a review the same answer in any batch, calibrated on training reviews only; fused graphs quantize."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -261,3 +262,28 @@ def test_a_static_export_that_leaves_weights_in_float_fails_in_one_line(trained_
         ", ...): the model would run slower than fp32. Export without --optimize, or with --int8-mode dynamic"
     )
     assert not out.exists()
+
+
+def _kernels_run(model_file, tmp_path, name):
+    """The operator types a CPU session made by `create_session` really runs, from ONNX Runtime's profiler."""
+    from review_sentiment.providers import create_session
+
+    session = create_session(model_file, "cpu", profile_prefix=tmp_path / name)
+    feeds = {i.name: np.ones((2, 9), dtype=np.int64) for i in session.get_inputs()}
+    logits = session.run(None, feeds)[0]
+    events = json.loads(Path(session.end_profiling()).read_text())
+    return {e["args"]["op_name"] for e in events if e.get("cat") == "Node"}, logits
+
+
+def test_a_cpu_session_leaves_out_the_fusions_slower_on_int8_graphs(exported, tmp_path, monkeypatch):
+    """ONNX Runtime's SkipLayerNormalization and BiasGelu kernels take longer on an int8 graph than the Add,
+    LayerNormalization and Gelu they fuse: the scorer's CPU session runs the plain operators, to the same logits."""
+    from review_sentiment import providers
+
+    model = exported["int8"] / "model.onnx"
+    plain, logits = _kernels_run(model, tmp_path, "plain")
+    monkeypatch.setattr(providers, "CPU_SLOWER_FUSIONS", ())
+    fused, fused_logits = _kernels_run(model, tmp_path, "fused")
+    assert {"SkipLayerNormalization", "BiasGelu"} <= fused  # what ONNX Runtime makes of this graph on its own
+    assert not {"SkipLayerNormalization", "BiasGelu"} & plain and {"LayerNormalization", "Gelu"} <= plain
+    np.testing.assert_allclose(logits, fused_logits, atol=1e-5)
