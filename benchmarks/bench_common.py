@@ -17,6 +17,10 @@ from review_sentiment.providers import Batching
 EARLIER_DEFAULT = Batching(rows=32)
 
 
+# The name bench_scoring gives the int8 run with every fusion, which the renderer tells apart from our default.
+EVERY_FUSION = "(c) ours, int8, every ONNX Runtime fusion"
+
+
 @contextlib.contextmanager
 def every_fusion():
     """Sessions opened inside keep every ONNX Runtime graph fusion, as they did before a CPU session left out

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from bench_common import (
     EARLIER_DEFAULT,
+    EVERY_FUSION,
     RecordingSession,
     cpu_model,
     every_fusion,
@@ -115,7 +116,7 @@ def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[d
         for kind, folder in (("fp32", args.fp32), ("int8", args.int8))
         for batching in (None, EARLIER_DEFAULT)
     ]
-    runs.append(("(c) ours, int8, every ONNX Runtime fusion", args.int8, None, True))
+    runs.append((EVERY_FUSION, args.int8, None, True))
     results = []
     for name, folder, batching, every in runs:
         with every_fusion() if every else contextlib.nullcontext():

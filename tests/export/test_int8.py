@@ -277,7 +277,8 @@ def _kernels_run(model_file, tmp_path, name):
 
 def test_a_cpu_session_leaves_out_the_fusions_slower_on_int8_graphs(exported, tmp_path, monkeypatch):
     """ONNX Runtime's SkipLayerNormalization and BiasGelu kernels take longer on an int8 graph than the Add,
-    LayerNormalization and Gelu they fuse: the scorer's CPU session runs the plain operators, to the same logits."""
+    LayerNormalization and Gelu they fuse: the scorer's CPU session runs the plain operators, to the same logits
+    (float rounding aside: on a real model it can move an activation across an int8 step)."""
     from review_sentiment import providers
 
     model = exported["int8"] / "model.onnx"
