@@ -10,21 +10,26 @@ import time
 from pathlib import Path
 
 from review_sentiment import providers
-from review_sentiment.providers import Batching
 
 # bench_scoring times our scorer with this batching too (its default before `default_batching`), and the
 # renderer compares the default with it: one definition for both.
-EARLIER_DEFAULT = Batching(rows=32)
+EARLIER_DEFAULT = providers.Batching(rows=32)
 
 
-# The name bench_scoring gives the int8 run with every fusion, which the renderer tells apart from our default.
-EVERY_FUSION = "(c) ours, int8, every ONNX Runtime fusion"
+def ours(kind: str) -> str:
+    """The name bench_scoring gives our scorer's runs of one export ('fp32', 'int8'), as the renderer finds them."""
+    return f"(c) ours, {kind}"
+
+
+# The int8 run with every ONNX Runtime fusion, which the renderer tells apart from our default.
+EVERY_FUSION = ours("int8") + ", every ONNX Runtime fusion"
 
 
 @contextlib.contextmanager
 def every_fusion():
     """Sessions opened inside keep every ONNX Runtime graph fusion, as they did before a CPU session left out
-    `providers.CPU_SLOWER_FUSIONS`: bench_scoring times the int8 scorer both ways in one run."""
+    `providers.CPU_SLOWER_FUSIONS`: bench_scoring times the int8 scorer both ways in one run. A scorer opens its
+    single-thread session on first need: make that call inside too (bench_scoring's warm-up does)."""
     left_out = providers.CPU_SLOWER_FUSIONS
     providers.CPU_SLOWER_FUSIONS = ()
     try:

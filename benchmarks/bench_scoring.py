@@ -28,6 +28,7 @@ from bench_common import (
     cpu_model,
     every_fusion,
     fastest_pipeline,
+    ours,
 )  # this folder is on sys.path when run as a script
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
@@ -112,7 +113,7 @@ def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[d
     """Time (c) our scorer, fp32 and int8, with its default batching and with EARLIER_DEFAULT, and int8 with every
     ONNX Runtime fusion, counting the FLOPs of the batches each really ran (on both its sessions)."""
     runs = [
-        (f"(c) ours, {kind}", folder, batching, False)
+        (ours(kind), folder, batching, False)
         for kind, folder in (("fp32", args.fp32), ("int8", args.int8))
         for batching in (None, EARLIER_DEFAULT)
     ]
@@ -125,6 +126,7 @@ def run_ours(args: argparse.Namespace, texts: list[str], config: dict) -> list[d
 
 
 def time_ours(name: str, folder: Path, batching, texts: list[str], config: dict) -> dict:
+    """One run of our scorer on `folder` (`batching`, or its default), with the FLOPs of the calls it made."""
     scorer = Scorer.load(folder, provider="cpu")
     scorer.batching = batching or scorer.batching
     scorer.logits(texts[:64])  # opens the concurrent calls' session, if it has one

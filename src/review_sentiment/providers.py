@@ -38,10 +38,11 @@ GPU_BATCH_SIZE = 32
 
 # ONNX Runtime graph fusions a CPU-only session leaves out: on an int8 (QDQ) graph their fused kernels take longer
 # than the plain operators they replace (SkipLayerNormalization for Add + LayerNormalization, BiasGelu for
-# Add + Gelu). The arithmetic is the same up to float rounding, which can move an activation across an int8 step:
-# scores differ slightly from a session with every fusion, never between our own sessions. BENCHMARKS.md,
-# "Scoring throughput", times the int8 scorer both ways. fp32 graphs run the same either way; GPU sessions keep
-# every fusion.
+# Add + Gelu); BENCHMARKS.md, "Scoring throughput", times the int8 scorer both ways. A float rounding there can
+# move an activation across an int8 step, so scores differ slightly from the same int8 model in a session with
+# every fusion (and a review near the threshold can change label); never between our own sessions, which all
+# leave them out on CPU. fp32 graphs give the same scores either way. GPU sessions keep every fusion; an int8
+# export with --optimize O2/O3 is written without them (export.onnx.optimize).
 CPU_SLOWER_FUSIONS = ("SkipLayerNormFusion", "BiasGeluFusion")
 
 
@@ -196,15 +197,24 @@ def create_session(
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
     chain = [(name, _provider_options(name, model_path, plan)) for name in wanted]
-    disabled = list(CPU_SLOWER_FUSIONS) if wanted == ["CPUExecutionProvider"] else []
+    session = _open(ort, model_path, options, chain)
+    _check_providers(session.get_providers(), provider, wanted, plan, preload_report)
+    if len(chain) > 1 and session.get_providers() == ["CPUExecutionProvider"]:
+        # `auto` fell back from CUDA: the session the CPU runs is the CPU-only one, as for the scorer's other session
+        session = _open(ort, model_path, options, [("CPUExecutionProvider", {})])
+    return session
+
+
+def _open(ort, model_path: Path, options, chain: list[tuple[str, dict]]) -> ort.InferenceSession:
+    """A session on `chain`; a CPU-only one without CPU_SLOWER_FUSIONS."""
+    cpu_only = [name for name, _ in chain] == ["CPUExecutionProvider"]
+    disabled = list(CPU_SLOWER_FUSIONS) if cpu_only else []
     try:
-        session = ort.InferenceSession(
+        return ort.InferenceSession(
             str(model_path), sess_options=options, providers=chain, disabled_optimizers=disabled
         )
     except Exception as error:
         raise UserError(f"could not load {model_path} into ONNX Runtime: {str(error).splitlines()[0]}") from error
-    _check_providers(session.get_providers(), provider, wanted, plan, preload_report)
-    return session
 
 
 def _preload_cuda_libraries(ort) -> str:

@@ -53,9 +53,12 @@ def test_cuda_is_refused_where_the_build_lacks_it(offered):
 def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, bag_of_words_model, caplog):
     offered([CUDA, CPU], True)
 
+    opened = []
+
     class FellBack:  # what onnxruntime does when the CUDA libraries are missing: a CPU session
         def __init__(self, *args, providers, disabled_optimizers, **kwargs):
             self.asked, self.disabled = providers, disabled_optimizers
+            opened.append(self)
 
         def get_providers(self):
             return [CPU]
@@ -69,10 +72,12 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
         UserError, match=r"the session got CPUExecutionProvider.*said: Failed to load libcublasLt\.so\.13"
     ):
         ort_providers.create_session(bag_of_words_model / "model.onnx", "cuda")
+    opened.clear()
     session = ort_providers.create_session(bag_of_words_model / "model.onnx", "auto")
-    # fp32 on CUDA without TF32: the GPU computes the fp32 that export verified on CPU.
-    assert session.asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})]
-    assert session.disabled == []  # a GPU keeps ONNX Runtime's fused kernels; only a CPU-only session leaves some out
+    # fp32 on CUDA without TF32: the GPU computes the fp32 that export verified on CPU; a GPU keeps every fusion.
+    assert opened[0].asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})] and opened[0].disabled == []
+    # It fell back: the session returned is a CPU-only one, made as the scorer's single-thread session is.
+    assert session.asked == [(CPU, {})] and session.disabled == list(ort_providers.CPU_SLOWER_FUSIONS)
     assert "could not be used here; onnxruntime.preload_dlls() said: Failed to load" in caplog.text
 
 
