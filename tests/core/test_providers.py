@@ -56,8 +56,8 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
     opened = []
 
     class FellBack:  # what onnxruntime does when the CUDA libraries are missing: a CPU session
-        def __init__(self, *args, providers, disabled_optimizers, **kwargs):
-            self.asked, self.disabled = providers, disabled_optimizers
+        def __init__(self, path, sess_options, providers, disabled_optimizers):
+            self.asked, self.disabled, self.options = providers, disabled_optimizers, sess_options
             opened.append(self)
 
         def get_providers(self):
@@ -78,6 +78,7 @@ def test_a_cuda_session_that_fell_back_to_cpu_is_an_error(offered, monkeypatch, 
     assert opened[0].asked == [(CUDA, {"use_tf32": "0"}), (CPU, {})] and opened[0].disabled == []
     # It fell back: the session returned is a CPU-only one, made as the scorer's single-thread session is.
     assert session.asked == [(CPU, {})] and session.disabled == list(ort_providers.CPU_SLOWER_FUSIONS)
+    assert session.options is opened[0].options  # the caller's threads and profiling kept
     assert "could not be used here; onnxruntime.preload_dlls() said: Failed to load" in caplog.text
 
 

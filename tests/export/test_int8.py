@@ -107,6 +107,15 @@ def test_fused_graphs_quantize(trained_run, tmp_path, optimize, mode):
         assert np.abs(alone - batched).max() <= 1e-5 and np.abs(alone - shuffled).max() <= 1e-5
 
 
+def test_o1_int8_is_optimized(exported, trained_run, tmp_path):
+    """--optimize O1 runs ONNX Runtime's basic optimizations before quantizing: a smaller graph than without."""
+    out = tmp_path / "O1"
+    args = ["export", str(trained_run / "merged"), "--output", str(out), "--quantize", "int8", "--optimize", "O1"]
+    assert main([*args, "--validation-samples", "40"]) == 0
+    nodes = [len(onnx.load(folder / "model.onnx").graph.node) for folder in (out, exported["int8"])]
+    assert nodes[0] < nodes[1]
+
+
 def _runtime_ops(model_file, saved):
     """The operators ONNX Runtime runs for `model_file` (after its own fusions), by type."""
     from collections import Counter

@@ -76,8 +76,9 @@ def optimize(folder: Path, level: str, fp16: bool, out: Path, for_int8: bool = F
     explanation's occlusion mask, with tokens masked in the middle, as a shorter review. For int8 the fused
     op is MultiHeadAttention, which leaves the query, key and value projections as MatMuls the quantizer
     can reach (Attention packs them into a weight of its own that stays float); LayerNorm and GELU are not fused
-    with the additions before them (their fused kernels are slower on int8 graphs), and ONNX Runtime's own offline
-    fusions are left to the session that loads the graph, which leaves those two out on CPU too.
+    with the additions before them (their fused kernels are slower on int8 graphs), and ONNX Runtime's offline
+    optimizer runs its basic level only: its fusions are left to the session that loads the graph, which leaves those
+    two out on CPU too.
 
     Optimum's GPU path runs ONNX Runtime's offline optimizer with `use_gpu=True`, which on a machine
     without CUDA silently optimizes for the CPU provider and can leave CPU-only nodes in a graph meant
@@ -97,8 +98,10 @@ def optimize(folder: Path, level: str, fp16: bool, out: Path, for_int8: bool = F
             disable_bias_skip_layer_norm_fusion=True,
             disable_bias_gelu_fusion=True,
         )
-    if fp16 or for_int8:  # ONNX Runtime's own offline fusions: left to the session that loads the graph
+    if fp16:
         config = replace(config, optimization_level=0)
+    if for_int8:  # ONNX Runtime's basic optimizations only: its level-2 fusions are the loading session's to make
+        config = replace(config, optimization_level=min(config.optimization_level, 1))
     ORTOptimizer.from_pretrained(folder, file_names=[MODEL_FILE]).optimize(config, save_dir=out, file_suffix=None)
     return out / MODEL_FILE
 
