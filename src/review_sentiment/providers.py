@@ -197,16 +197,18 @@ def create_session(
         options.enable_profiling = True
         options.profile_file_prefix = str(profile_prefix)
     chain = [(name, _provider_options(name, model_path, plan)) for name in wanted]
-    session = _open(ort, model_path, options, chain)
+    session = _open(model_path, options, chain)
     _check_providers(session.get_providers(), provider, wanted, plan, preload_report)
     if len(chain) > 1 and session.get_providers() == ["CPUExecutionProvider"]:
         # `auto` fell back from CUDA: the session the CPU runs is the CPU-only one, as for the scorer's other session
-        session = _open(ort, model_path, options, [("CPUExecutionProvider", {})])
+        session = _open(model_path, options, [("CPUExecutionProvider", {})])
     return session
 
 
-def _open(ort, model_path: Path, options, chain: list[tuple[str, dict]]) -> ort.InferenceSession:
+def _open(model_path: Path, options: ort.SessionOptions, chain: list[tuple[str, dict]]) -> ort.InferenceSession:
     """A session on `chain`; a CPU-only one without CPU_SLOWER_FUSIONS."""
+    import onnxruntime as ort
+
     cpu_only = [name for name, _ in chain] == ["CPUExecutionProvider"]
     disabled = list(CPU_SLOWER_FUSIONS) if cpu_only else []
     try:

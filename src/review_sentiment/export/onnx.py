@@ -91,17 +91,18 @@ def optimize(folder: Path, level: str, fp16: bool, out: Path, for_int8: bool = F
 
     config = AutoOptimizationConfig.with_optimization_level(level, for_gpu=fp16, fp16=fp16)
     config = replace(config, use_raw_attention_mask=True, use_multi_head_attention=for_int8)
-    if for_int8:  # the fusions whose kernels are slower on int8 graphs (providers.CPU_SLOWER_FUSIONS)
+    if fp16:
+        config = replace(config, optimization_level=0)
+    if for_int8:
+        # Not the fusions whose kernels are slower on int8 graphs (providers.CPU_SLOWER_FUSIONS), and ONNX Runtime's
+        # basic level only: its level-2 fusions are the loading session's to make.
         config = replace(
             config,
             disable_skip_layer_norm_fusion=True,
             disable_bias_skip_layer_norm_fusion=True,
             disable_bias_gelu_fusion=True,
+            optimization_level=min(config.optimization_level, 1),
         )
-    if fp16:
-        config = replace(config, optimization_level=0)
-    if for_int8:  # ONNX Runtime's basic optimizations only: its level-2 fusions are the loading session's to make
-        config = replace(config, optimization_level=min(config.optimization_level, 1))
     ORTOptimizer.from_pretrained(folder, file_names=[MODEL_FILE]).optimize(config, save_dir=out, file_suffix=None)
     return out / MODEL_FILE
 
